@@ -1,0 +1,122 @@
+"""The ``sport`` command: run, check, plugins, verify.
+
+Every user error (bad recipe, missing file, broken plugin) exits with status 2 and one line on stderr;
+``--debug`` shows the traceback instead. An interrupted run exits with 130 and says how to resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from sport_core import __version__
+from sport_core.errors import SportError
+from sport_core.plugins import load_plugin_manager
+from sport_core.recipe import load_recipe
+from sport_core.runner import Runner
+
+log = logging.getLogger("sport")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    pm = load_plugin_manager()
+    if args.resume:
+        if args.recipe or args.set:
+            raise SportError("--resume RUN_DIR continues a run with its own resolved recipe; give no RECIPE or --set")
+        runner = Runner.resume(args.resume, pm)
+        log.info("resuming %s", runner.run_dir)
+    else:
+        if not args.recipe:
+            raise SportError("sport run needs a RECIPE file (or --resume RUN_DIR)")
+        recipe = load_recipe(args.recipe, pm.registry, args.set)
+        runner = Runner.create(recipe, pm, args.out)
+        log.info("run directory %s", runner.run_dir)
+    try:
+        status = runner.run(only=args.stage or None)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: sport run --resume {runner.run_dir}", file=sys.stderr)
+        return 130
+    print(f"{status}: {runner.run_dir}")
+    return 0 if status == "completed" else 1
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    pm = load_plugin_manager()
+    recipe = load_recipe(args.recipe, pm.registry, args.set)
+    stages = ", ".join(f"{s.name} ({s.kind} {s.component.name})" for s in recipe.stages)
+    print(f"{args.recipe}: valid recipe {recipe.run.name!r} with {len(recipe.stages)} stages: {stages}")
+    if args.show:
+        print(recipe.to_toml())
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    pm = load_plugin_manager()
+    for name, info in sorted(pm.infos.items(), key=lambda kv: (not kv[1].builtin, kv[0])):
+        origin = "built-in" if info.builtin else f"from {info.distribution}"
+        print(f"{name} {info.version} ({origin}; {info.module})")
+        for component in pm.registry.by_plugin(name):
+            desc = f": {component.description}" if component.description else ""
+            print(f"    {component.kind:<10} {component.name}{desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sport", description="Certified-safe policy updates (SPoRt) as a plugin framework."
+    )
+    parser.add_argument("--version", action="version", version=f"sport {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a recipe (or resume a run)", description="Run the stages of a TOML recipe.")
+    run.add_argument("recipe", nargs="?", help="recipe TOML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a recipe value, e.g. stages.base.config.total_steps=2000 (repeatable)")
+    run.add_argument("--out", help="parent directory of the run directory (default: [run].out_dir)")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
+    run.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate a recipe without running it", description="Validate a recipe.")
+    check.add_argument("recipe", help="recipe TOML file")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override as in run")
+    check.add_argument("--show", action="store_true", help="print the resolved recipe")
+    check.set_defaults(func=_cmd_check)
+
+    plugins = sub.add_parser("plugins", help="list plugins and their components", description="List plugins.")
+    plugins.set_defaults(func=_cmd_plugins)
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+#: Functions adding further subcommands (``verify``, ...) to the parser; modules append to it.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except SportError as exc:
+        if args.debug:
+            raise
+        print(f"sport: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Turning plain data (TOML/JSON tables) into attrs configs, with the key path in every error.
+
+``structure(cls, data, path)`` checks every key of ``data`` against the fields of the attrs class ``cls``:
+unknown keys are errors with a "did you mean" suggestion, values are checked against the field's type
+annotation (int, float, bool, str, Literal, lists/tuples/dicts of those, optional values, nested attrs
+classes), missing required fields are named, and the class's own validators run last.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union
+
+import attrs
+
+from sport_core.errors import RecipeError
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is not None:
+        args = ", ".join(_type_name(a) for a in typing.get_args(tp) if a is not Ellipsis)
+        return f"{getattr(origin, '__name__', str(origin))}[{args}]"
+    if tp is type(None):
+        return "nothing (omit the key)"
+    if attrs.has(tp):
+        return f"a table ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _fail(path: str, message: str) -> RecipeError:
+    return RecipeError(f"{path}: {message}" if path else message)
+
+
+def convert(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and return it converted (lists to tuples, ints to floats)."""
+    origin = typing.get_origin(tp)
+    if tp is Any or tp is object:
+        return value
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is not type(next(c for c in choices if c == value)):
+            hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise _fail(path, f"expected {_type_name(tp)}, got {_describe(value)}{suggestion}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return convert(arg, value, path)
+            except RecipeError as exc:
+                errors.append(exc)
+        raise _fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+    if origin in (list, tuple, typing.Sequence, typing.get_origin(typing.Sequence[int])):
+        if not isinstance(value, (list, tuple)):
+            raise _fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise _fail(path, f"expected {len(args)} items ({_type_name(tp)}), got {len(value)}")
+            items = [convert(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))]
+        else:
+            item_tp = args[0] if args else Any
+            items = [convert(item_tp, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise _fail(path, f"expected a table, got {_describe(value)}")
+        args = typing.get_args(tp) or (str, Any)
+        return {convert(args[0], k, f"{path}.{k}"): convert(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    if attrs.has(tp):
+        return structure(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _fail(path, f"expected bool (true or false), got {_describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, f"expected int, got {_describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _fail(path, f"expected float, got {_describe(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _fail(path, f"expected str, got {_describe(value)}")
+        return value
+    if isinstance(tp, type):
+        if not isinstance(value, tp):
+            raise _fail(path, f"expected {_type_name(tp)}, got {_describe(value)}")
+        return value
+    return value
+
+
+def structure(cls: type, data: Any, path: str = "") -> Any:
+    """Build the attrs instance ``cls`` from the table ``data``; errors name ``path`` + the key."""
+    if not isinstance(data, dict):
+        raise _fail(path, f"expected a table ({cls.__name__}), got {_describe(data)}")
+    fields = {f.name: f for f in attrs.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else key
+        if key not in fields:
+            hint = difflib.get_close_matches(key, list(fields), n=1, cutoff=0.6)
+            suggestion = f"; did you mean {hint[0]}?" if hint else ""
+            allowed = ", ".join(fields) or "none"
+            raise _fail(sub, f"unknown key{suggestion} (allowed keys: {allowed})")
+        kwargs[key] = convert(hints.get(key, Any), value, sub)
+    missing = [n for n, f in fields.items() if f.default is attrs.NOTHING and n not in kwargs]
+    if missing:
+        raise _fail(path, f"missing required key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise _fail(path, str(exc)) from exc
+
+
+def unstructure(config: Any) -> dict:
+    """The plain-data (TOML/JSON-ready) form of an attrs config; ``None`` values are left out."""
+
+    def _filter(attribute: attrs.Attribute, value: Any) -> bool:
+        return value is not None
+
+    return attrs.asdict(config, filter=_filter, value_serializer=_plain)
+
+
+def _plain(_inst: Any, _field: Any, value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,132 @@
+"""The plugin contract: every hook a sport plugin may implement.
+
+A plugin is a module (or object) with functions decorated by ``sport_core.hookimpl`` whose names are the
+hooks below. It is found through the entry-point group ``sport``::
+
+    # pyproject.toml of a third-party package
+    [project.entry-points.sport]
+    my_plugin = "my_package.plugin"
+
+Two kinds of hooks, as in pytest and datasette:
+
+* **Registration hooks** (``sport_register_*``) are called once when the plugin manager starts. Each returns
+  a list of :class:`sport_core.Component` (name, factory, attrs config class). Results of every plugin are
+  collected; a name registered by two plugins within the same kind is an error naming both plugins.
+* **Event hooks** (``sport_run_*``, ``sport_stage_*``, ``sport_log_*``) are broadcast to every plugin (and to
+  every logger object the runner registered for the run). Their return values are ignored. Trainers never
+  call loggers directly: they emit events through their stage context, and any number of loggers observe.
+
+Arguments are passed by keyword; an implementation may accept any subset of a hook's arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("sport")
+
+
+# --------------------------------------------------------------------------------------------------------
+# Registration hooks
+# --------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def sport_register_envs() -> list:
+    """Environments. ``factory(config)`` returns an *env maker*: an object with ``make(seed=None) ->
+    gymnasium.Env`` (see :class:`sport_core.protocols.EnvMaker`). Every step's ``info`` must carry
+    ``goal_met`` (bool), ``constraint_violated`` (bool), ``cost`` (float) and ``agent_pos`` (x, y)."""
+
+
+@hookspec
+def sport_register_policies() -> list:
+    """Policy architectures. ``factory(config)`` returns a builder ``(obs_dim, act_dim, action_scale,
+    action_bias) -> torch.nn.Module`` satisfying :class:`sport_core.protocols.Policy`."""
+
+
+@hookspec
+def sport_register_projections() -> list:
+    """Safety layers. ``factory(config)`` returns an object satisfying :class:`sport_core.protocols.Projection`:
+    it maps (base distribution, task distribution, α) to a distribution whose density ratio to the base is at
+    most α everywhere, batched over states."""
+
+
+@hookspec
+def sport_register_certifiers() -> list:
+    """Certifiers (a recipe stage kind). ``factory(config)`` returns a :class:`sport_core.protocols.Stage`
+    whose ``run(ctx)`` collects base-policy episodes and writes a ``certificate.json``."""
+
+
+@hookspec
+def sport_register_trainers() -> list:
+    """Trainers (a recipe stage kind). ``factory(config)`` returns a :class:`sport_core.protocols.Stage`
+    whose ``run(ctx)`` trains a policy, checkpointing into ``ctx.checkpoint_dir`` so that it can resume."""
+
+
+@hookspec
+def sport_register_evaluators() -> list:
+    """Evaluators (a recipe stage kind): stages that roll out existing policies (e.g. projected policies for
+    an α sweep) and write results; ``factory(config)`` returns a :class:`sport_core.protocols.Stage`."""
+
+
+@hookspec
+def sport_register_loggers() -> list:
+    """Loggers. ``factory(config)`` returns an object that implements event hooks (``sport_log_scalars``,
+    ...); the runner registers it with the plugin manager for the duration of a run and unregisters it
+    afterwards, calling its ``close()`` if it has one."""
+
+
+@hookspec
+def sport_register_executors() -> list:
+    """Executors. ``factory(config)`` returns a :class:`sport_core.protocols.Executor`: ``map(fn, tasks)``
+    yielding results as they finish, and ``close()``."""
+
+
+# --------------------------------------------------------------------------------------------------------
+# Event hooks (broadcast)
+# --------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def sport_run_started(run_dir: Path, recipe: Any) -> None:
+    """A run (new or resumed) starts in ``run_dir``; ``recipe`` is the validated :class:`Recipe`."""
+
+
+@hookspec
+def sport_run_finished(run_dir: Path, status: str) -> None:
+    """A run ends; ``status`` is ``"completed"``, ``"failed"`` or ``"interrupted"``."""
+
+
+@hookspec
+def sport_stage_started(run_dir: Path, stage: str, stage_dir: Path, resumed: bool) -> None:
+    """Stage ``stage`` starts (``resumed`` is True when it restarts from an interrupted attempt)."""
+
+
+@hookspec
+def sport_stage_finished(run_dir: Path, stage: str, status: str, outputs: dict) -> None:
+    """Stage ``stage`` ends with ``status`` (``completed``, ``skipped``, ``failed``); ``outputs`` maps
+    artifact names to paths (empty unless completed or skipped)."""
+
+
+@hookspec
+def sport_log_scalars(run_dir: Path, stage: str, step: int, scalars: dict) -> None:
+    """Scalar metrics at ``step`` (an integer the emitting stage counts, e.g. env steps). Tags are the keys of
+    ``scalars`` and use ``/`` for grouping (``train/return``); loggers prefix nothing but may group by stage."""
+
+
+@hookspec
+def sport_log_histogram(run_dir: Path, stage: str, step: int, tag: str, values: Any) -> None:
+    """A distribution of ``values`` (a 1-D numpy array) at ``step``."""
+
+
+@hookspec
+def sport_log_figure(run_dir: Path, stage: str, step: int, tag: str, figure: Any) -> None:
+    """A matplotlib figure at ``step``; loggers must not close it (the emitter does)."""
+
+
+@hookspec
+def sport_log_text(run_dir: Path, stage: str, step: int, tag: str, text: str) -> None:
+    """A piece of text (markdown allowed) at ``step``."""

@@ -1,0 +1,42 @@
+"""Progress bars (rich) for anything that takes more than a few seconds."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+def enabled() -> bool:
+    """Bars are drawn on a terminal unless ``SPORT_NO_PROGRESS=1``."""
+    return os.environ.get("SPORT_NO_PROGRESS", "") in ("", "0") and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def progress_bar(total: int | None, description: str, completed: int = 0) -> Iterator[Callable[[int], None]]:
+    """A bar for ``total`` units starting at ``completed``; yields ``advance(n)``."""
+    if not enabled():
+        yield lambda n=1: None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total, completed=completed)
+        yield lambda n=1: bar.advance(task, n)

@@ -1,0 +1,353 @@
+"""Executes the stages of a recipe in a run directory, with a manifest, caching and resume.
+
+Run directory layout: ``recipe.resolved.toml`` (every default filled in), ``manifest.json`` (per stage:
+status, input hash, output hashes, attempts, times; package versions; git revision), one folder per stage
+(``<stage>/`` with ``checkpoints/``), and whatever loggers write (``tb/``, ``metrics.jsonl``).
+
+A stage's *input hash* covers its component and config, its env, the run seed and the output hashes of the
+stages it consumes. On ``--resume`` a stage is skipped when it completed with the same input hash and its
+outputs still have their recorded hashes; a stage that was running when the run died is called again with
+``ctx.resumed = True`` and continues from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from sport_core import __version__
+from sport_core.artifacts import atomic_write_json, atomic_write_text, read_json, sha256_tree
+from sport_core.config import unstructure
+from sport_core.errors import ArtifactError, SportError
+from sport_core.plugins import SportPluginManager
+from sport_core.recipe import Recipe, StageSpec, read_toml, validate
+
+log = logging.getLogger("sport")
+MANIFEST = "manifest.json"
+RESOLVED = "recipe.resolved.toml"
+MANIFEST_FORMAT = "sport-run-v1"
+
+
+class Events:
+    """What a stage uses to emit log events; every registered logger receives them."""
+
+    def __init__(self, pm: SportPluginManager, run_dir: Path, stage: str) -> None:
+        self._hook = pm.hook
+        self._run_dir = run_dir
+        self._stage = stage
+
+    def scalars(self, step: int, scalars: dict[str, float]) -> None:
+        self._hook.sport_log_scalars(run_dir=self._run_dir, stage=self._stage, step=int(step), scalars=scalars)
+
+    def histogram(self, step: int, tag: str, values: Any) -> None:
+        self._hook.sport_log_histogram(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, values=values)
+
+    def figure(self, step: int, tag: str, figure: Any) -> None:
+        self._hook.sport_log_figure(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, figure=figure)
+
+    def text(self, step: int, tag: str, text: str) -> None:
+        self._hook.sport_log_text(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, text=text)
+
+
+@attrs.define
+class StageContext:
+    """Everything a stage gets from the runner.
+
+    ``inputs`` maps each input role to the outputs (artifact name -> path) of the stage it names; ``env`` is
+    an env maker (or None); ``executor`` runs parallel work; ``log`` emits events to loggers;
+    ``checkpoint_dir`` survives interruptions; ``resumed`` is True when an earlier attempt was interrupted.
+    """
+
+    run_dir: Path
+    stage: StageSpec
+    stage_dir: Path
+    checkpoint_dir: Path
+    seed: int
+    env: Any
+    env_ref: Any
+    executor: Any
+    registry: Any
+    pm: SportPluginManager
+    log: Events
+    inputs: dict[str, dict[str, Path]]
+    input_refs: dict[str, str]
+    resumed: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    def input(self, role: str, artifact: str | None = None) -> Path:
+        """Path of an input artifact; a missing one is an error naming the stage that should have made it."""
+        if role not in self.inputs:
+            roles = ", ".join(self.inputs) or "none"
+            raise ArtifactError(
+                f"stage {self.name!r} needs input {role!r}; add inputs.{role} = \"<stage>\" to it (given: {roles})"
+            )
+        outputs = self.inputs[role]
+        made_by = self.input_refs[role]
+        _, _, pinned = self.stage.inputs[role].partition(":")
+        artifact = artifact or pinned or None
+        if artifact is None:
+            if len(outputs) != 1:
+                raise ArtifactError(
+                    f"stage {self.name!r}: input {role!r} from stage {made_by!r} has several artifacts "
+                    f"({', '.join(outputs)}); write inputs.{role} = \"{made_by}:<artifact>\""
+                )
+            artifact = next(iter(outputs))
+        if artifact not in outputs:
+            raise ArtifactError(
+                f"stage {self.name!r}: stage {made_by!r} made no artifact {artifact!r} "
+                f"(it made: {', '.join(outputs) or 'nothing'})"
+            )
+        path = outputs[artifact]
+        if not path.exists():
+            raise ArtifactError(f"artifact {artifact!r} ({path}) of stage {made_by!r} is missing; re-run that stage")
+        return path
+
+
+def _versions(pm: SportPluginManager) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "sport": __version__,
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "plugins": {name: info.version for name, info in sorted(pm.infos.items())},
+    }
+
+
+def _git_revision() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so that a terminated run records itself as interrupted."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Runner:
+    """Runs a validated recipe in ``run_dir`` (new or resumed)."""
+
+    def __init__(self, recipe: Recipe, pm: SportPluginManager, run_dir: Path) -> None:
+        self.recipe = recipe
+        self.pm = pm
+        self.run_dir = Path(run_dir)
+        self.manifest_path = self.run_dir / MANIFEST
+
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, recipe: Recipe, pm: SportPluginManager, out_dir: str | Path | None = None) -> Runner:
+        """A fresh run directory ``<out_dir>/<name>-<UTC timestamp>`` with the resolved recipe and manifest."""
+        base = Path(out_dir if out_dir is not None else recipe.run.out_dir)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        run_dir = base / f"{recipe.run.name}-{stamp}"
+        n = 1
+        while run_dir.exists():
+            n += 1
+            run_dir = base / f"{recipe.run.name}-{stamp}-{n}"
+        run_dir.mkdir(parents=True)
+        atomic_write_text(run_dir / RESOLVED, recipe.to_toml())
+        runner = cls(recipe, pm, run_dir)
+        runner._write_manifest(runner._new_manifest())
+        return runner
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, pm: SportPluginManager) -> Runner:
+        """Re-open ``run_dir`` with the recipe it was started with."""
+        run_dir = Path(run_dir)
+        if not (run_dir / MANIFEST).is_file() or not (run_dir / RESOLVED).is_file():
+            raise ArtifactError(f"{run_dir} is not a sport run directory (no {MANIFEST} / {RESOLVED}; `sport run` makes them)")
+        recipe = validate(read_toml(run_dir / RESOLVED), pm.registry, source=str(run_dir / RESOLVED))
+        runner = cls(recipe, pm, run_dir)
+        manifest = runner.read_manifest()
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise ArtifactError(f"{runner.manifest_path} is not a {MANIFEST_FORMAT} manifest")
+        return runner
+
+    def _new_manifest(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "name": self.recipe.run.name,
+            "created": _now(),
+            "recipe": self.recipe.source,
+            "versions": _versions(self.pm),
+            "git_revision": _git_revision(),
+            "status": "created",
+            "stages": {s.name: {"status": "pending", "attempts": 0} for s in self.recipe.stages},
+        }
+
+    def read_manifest(self) -> dict[str, Any]:
+        return read_json(self.manifest_path, what="run manifest", made_by="`sport run`")
+
+    def _write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_json(self.manifest_path, manifest)
+
+    # -- hashing ------------------------------------------------------------------------------------
+
+    def input_hash(self, stage: StageSpec, manifest: dict[str, Any]) -> str:
+        env = self.recipe.env_for(stage)
+        payload = {
+            "component": [stage.kind, stage.component.name],
+            "config": unstructure(stage.component.config),
+            "env": env.to_table() if env is not None else None,
+            "seed": self.recipe.run.seed,
+            "inputs": {
+                role: manifest["stages"][stage.input_stage(role)[0]].get("outputs", {}) for role in sorted(stage.inputs)
+            },
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _outputs_intact(self, entry: dict[str, Any]) -> bool:
+        for out in entry.get("outputs", {}).values():
+            path = self.run_dir / out["path"]
+            if not path.exists() or sha256_tree(path) != out["sha256"]:
+                return False
+        return True
+
+    def outputs_of(self, name: str, manifest: dict[str, Any]) -> dict[str, Path]:
+        return {k: self.run_dir / v["path"] for k, v in manifest["stages"][name].get("outputs", {}).items()}
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(self, only: list[str] | None = None) -> str:
+        """Run every stage (or the named ones and what they need); returns the run status."""
+        manifest = self.read_manifest()
+        executor = self.recipe.executor.build(self.pm.registry)
+        loggers = [(f"logger-{i}-{ref.name}", ref.build(self.pm.registry)) for i, ref in enumerate(self.recipe.loggers)]
+        for name, logger in loggers:
+            self.pm.register(logger, name=name)
+        status = "failed"
+        try:
+            with _sigterm_as_interrupt():
+                self.pm.hook.sport_run_started(run_dir=self.run_dir, recipe=self.recipe)
+                manifest["status"] = "running"
+                self._write_manifest(manifest)
+                for stage in self.recipe.stages:
+                    if only and stage.name not in only:
+                        continue
+                    self._run_stage(stage, manifest, executor)
+                status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            manifest["status"] = status
+            manifest["finished"] = _now()
+            self._write_manifest(manifest)
+            self.pm.hook.sport_run_finished(run_dir=self.run_dir, status=status)
+            for name, logger in loggers:
+                self.pm.unregister(logger, name=name)
+                close = getattr(logger, "close", None)
+                if close is not None:
+                    close()
+            executor.close()
+        return status
+
+    def _run_stage(self, stage: StageSpec, manifest: dict[str, Any], executor: Any) -> None:
+        entry = manifest["stages"].setdefault(stage.name, {"status": "pending", "attempts": 0})
+        digest = self.input_hash(stage, manifest)
+        stage_dir = self.run_dir / stage.name
+        if entry.get("status") == "completed" and entry.get("input_hash") == digest and self._outputs_intact(entry):
+            log.info("stage %s: up to date, skipped", stage.name)
+            self.pm.hook.sport_stage_finished(
+                run_dir=self.run_dir, stage=stage.name, status="skipped", outputs=self.outputs_of(stage.name, manifest)
+            )
+            return
+        resumed = entry.get("status") in ("running", "interrupted", "failed") and entry.get("input_hash") == digest
+        entry.update(status="running", input_hash=digest, started=_now(), attempts=entry.get("attempts", 0) + 1)
+        entry.pop("outputs", None)
+        self._write_manifest(manifest)
+        checkpoint_dir = stage_dir / "checkpoints"
+        checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        env_ref = self.recipe.env_for(stage)
+        inputs, refs = {}, {}
+        for role in stage.inputs:
+            ref_stage, _ = stage.input_stage(role)
+            if manifest["stages"][ref_stage].get("status") != "completed":
+                raise ArtifactError(f"stage {stage.name!r} needs stage {ref_stage!r}, which has not completed")
+            inputs[role] = self.outputs_of(ref_stage, manifest)
+            refs[role] = ref_stage
+        ctx = StageContext(
+            run_dir=self.run_dir,
+            stage=stage,
+            stage_dir=stage_dir,
+            checkpoint_dir=checkpoint_dir,
+            seed=self.recipe.run.seed,
+            env=env_ref.build(self.pm.registry) if env_ref is not None else None,
+            env_ref=env_ref,
+            executor=executor,
+            registry=self.pm.registry,
+            pm=self.pm,
+            log=Events(self.pm, self.run_dir, stage.name),
+            inputs=inputs,
+            input_refs=refs,
+            resumed=resumed,
+        )
+        self.pm.hook.sport_stage_started(run_dir=self.run_dir, stage=stage.name, stage_dir=stage_dir, resumed=resumed)
+        log.info("stage %s: %s %s%s", stage.name, stage.kind, stage.component.name, " (resumed)" if resumed else "")
+        t0 = time.perf_counter()
+        try:
+            outputs = stage.component.build(self.pm.registry).run(ctx) or {}
+        except KeyboardInterrupt:
+            entry["status"] = "interrupted"
+            self._write_manifest(manifest)
+            raise
+        except BaseException as exc:
+            entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            self._write_manifest(manifest)
+            self.pm.hook.sport_stage_finished(run_dir=self.run_dir, stage=stage.name, status="failed", outputs={})
+            raise
+        recorded = {}
+        for artifact, path in outputs.items():
+            path = Path(path)
+            if not path.is_absolute():
+                path = stage_dir / path
+            if not path.exists():
+                raise SportError(f"stage {stage.name!r} reported artifact {artifact!r} at {path}, which does not exist")
+            recorded[artifact] = {"path": str(path.relative_to(self.run_dir)), "sha256": sha256_tree(path)}
+        entry.update(status="completed", outputs=recorded, finished=_now(), seconds=round(time.perf_counter() - t0, 3))
+        entry.pop("error", None)
+        self._write_manifest(manifest)
+        self.pm.hook.sport_stage_finished(
+            run_dir=self.run_dir, stage=stage.name, status="completed", outputs=self.outputs_of(stage.name, manifest)
+        )
+        log.info("stage %s: completed in %.1f s", stage.name, entry["seconds"])
