@@ -18,7 +18,7 @@ import pluggy
 
 from sport_core import hookspecs
 from sport_core.errors import PluginError
-from sport_core.registry import KINDS, Registry
+from sport_core.registry import KINDS, Registry, register_hook_name
 
 GROUP = "sport"
 DISTRIBUTION = "sport"
@@ -29,6 +29,7 @@ _FALLBACK_BUILTINS = {
     "executors": "sport_executors.plugin",
     "jsonl": "sport_jsonl.plugin",
     "rollout": "sport_rollout.plugin",
+    "policies": "sport_policies.plugin",
 }
 
 
@@ -86,13 +87,14 @@ class SportPluginManager(pluggy.PluginManager):
 
     def _collect_components(self, name: str, plugin: object) -> None:
         for kind in KINDS:
-            impl = getattr(plugin, f"sport_register_{kind}s", None)
+            hook = register_hook_name(kind)
+            impl = getattr(plugin, hook, None)
             if impl is None:
                 continue
             try:
                 components = impl() or []
             except Exception as exc:  # a plugin bug; name it
-                raise PluginError(f"plugin {name!r} failed in sport_register_{kind}s: {type(exc).__name__}: {exc}") from exc
+                raise PluginError(f"plugin {name!r} failed in {hook}: {type(exc).__name__}: {exc}") from exc
             for component in components:
                 self.registry.add(kind, component, plugin=name)
 

@@ -29,6 +29,12 @@ KINDS: tuple[str, ...] = (
 STAGE_KINDS: tuple[str, ...] = ("trainer", "certifier", "evaluator")
 
 
+def register_hook_name(kind: str) -> str:
+    """The registration hook of ``kind``: ``sport_register_envs``, ``sport_register_policies``, ..."""
+    plural = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"
+    return f"sport_register_{plural}"
+
+
 @attrs.frozen
 class Component:
     """One thing a plugin provides.
