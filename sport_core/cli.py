@@ -74,8 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a recipe (or resume a run)", description="Run the stages of a TOML recipe.")
     run.add_argument("recipe", nargs="?", help="recipe TOML file")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a recipe value, e.g. stages.base.config.total_steps=2000 (repeatable)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. stages.base.config.total_steps=2000 (repeatable)",
+    )
     run.add_argument("--out", help="parent directory of the run directory (default: [run].out_dir)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
     run.add_argument("--stage", action="append", help="run only this stage (repeatable)")

@@ -177,9 +177,7 @@ def collect(
     ``progress``, if given, is called with the number of newly finished episodes.
     """
     records = []
-    for record in iter_collect(
-        actor, env_maker, indices, seed, executor, trajectory=trajectory, chunk_size=chunk_size
-    ):
+    for record in iter_collect(actor, env_maker, indices, seed, executor, trajectory=trajectory, chunk_size=chunk_size):
         if on_record is not None:
             on_record(record)
         if progress is not None:

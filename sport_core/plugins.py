@@ -77,10 +77,15 @@ class SportPluginManager(pluggy.PluginManager):
     def add_plugin(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
         """Register ``plugin`` (module or object) under ``name`` and collect its components."""
         if self.has_plugin(name):
-            raise PluginError(f"two plugins are named {name!r}: {self.infos[name].module} and {info.module if info else plugin}")
+            raise PluginError(
+                f"two plugins are named {name!r}: {self.infos[name].module} and {info.module if info else plugin}"
+            )
         try:
             self.register(plugin, name=name)
+            self.check_pending()  # a hookimpl whose name matches no hookspec is a typo, not a silent no-op
         except pluggy.PluginValidationError as exc:
+            if self.has_plugin(name):
+                self.unregister(name=name)
             raise PluginError(f"plugin {name!r} does not match the sport hook specifications: {exc}") from exc
         self.infos[name] = info or PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), "?", "?", False)
         self._collect_components(name, plugin)

@@ -161,7 +161,7 @@ def _stage(table: Any, path: str, registry: Registry) -> StageSpec:
     config = structure(component.config_cls, table.get("config", {}), f"{path}.config")
     inputs = table.get("inputs", {})
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-        raise RecipeError(f"{path}.inputs: expected a table of role = \"stage\" (or \"stage:artifact\") strings")
+        raise RecipeError(f'{path}.inputs: expected a table of role = "stage" (or "stage:artifact") strings')
     env = _component("env", table["env"], f"{path}.env", registry) if "env" in table else None
     return StageSpec(name, ComponentRef(kind, comp_name, config), dict(inputs), env)
 
@@ -172,13 +172,13 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
         if key not in _TOP_KEYS:
             raise _unknown(key, key, list(_TOP_KEYS))
     if "run" not in data:
-        raise RecipeError("run: missing table [run] (it needs at least name = \"...\")")
+        raise RecipeError('run: missing table [run] (it needs at least name = "...")')
     run = structure(RunSection, data["run"], "run")
     env = _component("env", data["env"], "env", registry) if "env" in data else None
     executor = _component("executor", data.get("executor", DEFAULT_EXECUTOR), "executor", registry)
     raw_loggers = data.get("loggers", DEFAULT_LOGGERS)
     if not isinstance(raw_loggers, list):
-        raise RecipeError("loggers: expected an array of tables ([[loggers]] with kind = \"...\")")
+        raise RecipeError('loggers: expected an array of tables ([[loggers]] with kind = "...")')
     loggers = tuple(_component("logger", t, f"loggers[{i}]", registry) for i, t in enumerate(raw_loggers))
     raw_stages = data.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
@@ -197,7 +197,9 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
                     f"stages[{i}].inputs.{role}: {ref!r} is not an earlier stage (earlier stages: {earlier})"
                 )
         if stage.env is None and env is None and _needs_env(stage, registry):
-            raise RecipeError(f"stages[{i}]: {stage.kind} {stage.component.name!r} needs an env; add [env] or [stages.env]")
+            raise RecipeError(
+                f"stages[{i}]: {stage.kind} {stage.component.name!r} needs an env; add [env] or [stages.env]"
+            )
         seen[stage.name] = i
         stages.append(stage)
     return Recipe(run, env, executor, loggers, tuple(stages), source)

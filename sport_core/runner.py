@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class StageContext:
         if role not in self.inputs:
             roles = ", ".join(self.inputs) or "none"
             raise ArtifactError(
-                f"stage {self.name!r} needs input {role!r}; add inputs.{role} = \"<stage>\" to it (given: {roles})"
+                f'stage {self.name!r} needs input {role!r}; add inputs.{role} = "<stage>" to it (given: {roles})'
             )
         outputs = self.inputs[role]
         made_by = self.input_refs[role]
@@ -104,7 +104,7 @@ class StageContext:
             if len(outputs) != 1:
                 raise ArtifactError(
                     f"stage {self.name!r}: input {role!r} from stage {made_by!r} has several artifacts "
-                    f"({', '.join(outputs)}); write inputs.{role} = \"{made_by}:<artifact>\""
+                    f'({", ".join(outputs)}); write inputs.{role} = "{made_by}:<artifact>"'
                 )
             artifact = next(iter(outputs))
         if artifact not in outputs:
@@ -142,7 +142,7 @@ def _git_revision() -> str | None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -178,7 +178,7 @@ class Runner:
     def create(cls, recipe: Recipe, pm: SportPluginManager, out_dir: str | Path | None = None) -> Runner:
         """A fresh run directory ``<out_dir>/<name>-<UTC timestamp>`` with the resolved recipe and manifest."""
         base = Path(out_dir if out_dir is not None else recipe.run.out_dir)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         run_dir = base / f"{recipe.run.name}-{stamp}"
         n = 1
         while run_dir.exists():
@@ -195,7 +195,9 @@ class Runner:
         """Re-open ``run_dir`` with the recipe it was started with."""
         run_dir = Path(run_dir)
         if not (run_dir / MANIFEST).is_file() or not (run_dir / RESOLVED).is_file():
-            raise ArtifactError(f"{run_dir} is not a sport run directory (no {MANIFEST} / {RESOLVED}; `sport run` makes them)")
+            raise ArtifactError(
+                f"{run_dir} is not a sport run directory (no {MANIFEST} / {RESOLVED}; `sport run` makes them)"
+            )
         recipe = validate(read_toml(run_dir / RESOLVED), pm.registry, source=str(run_dir / RESOLVED))
         runner = cls(recipe, pm, run_dir)
         manifest = runner.read_manifest()

@@ -2,7 +2,7 @@
 
 State per world: position p, velocity v. Action a ∈ [−1, 1]² is an acceleration command:
 ``v ← damping·v + accel·dt·a``, ``p ← p + dt·v``. The goal is met when ‖p − g‖ ≤ goal_radius and a
-violation is ‖p − h‖ ≤ hazard_radius (the same events as the safety-gymnasium tasks). Observation (8):
+violation is ‖p − h‖ ≤ hazard_radius (the same events as the safety-gymnasium tasks). Observation (7):
 goal − p, hazard − p, v, and the distance to the hazard's edge. Reward: progress toward the goal plus
 ``goal_reward`` on reaching it (the native reward of the safety tasks), ``violation_reward`` on a violation.
 Layouts: agent in [−1, 1] × [−1, 0], hazard in [−0.5, 0.5] × [0.4, 0.9], goal in [−1, 1] × [1.2, 1.8];
@@ -40,6 +40,7 @@ class PointMassConfig:
 
 def sample_layouts(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """``n`` layouts (agent, hazard, goal centres, each [n, 2]) uniformly from their boxes."""
+
     def draw(box: np.ndarray) -> np.ndarray:
         return box[0] + (box[1] - box[0]) * rng.random((n, 2))
 
@@ -47,7 +48,7 @@ def sample_layouts(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 
 def observe(pos: np.ndarray, vel: np.ndarray, goal: np.ndarray, hazard: np.ndarray, hazard_radius: float) -> np.ndarray:
-    """Observations [n, 8] for a batch of worlds."""
+    """Observations [n, 7] for a batch of worlds."""
     edge = np.linalg.norm(hazard - pos, axis=-1, keepdims=True) - hazard_radius
     return np.concatenate([goal - pos, hazard - pos, vel, edge], axis=-1)
 
@@ -74,7 +75,7 @@ class PointMassEnv(gym.Env):
 
     def __init__(self, config: PointMassConfig | None = None) -> None:
         self.cfg = config or PointMassConfig()
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (8,), np.float64)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (7,), np.float64)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float64)
         self._t = 0
 
@@ -129,8 +130,10 @@ class PointMassMaker:
     @property
     def scenario(self) -> str:
         if self.fixed_layout:
-            return (f"pointmass, fixed layout (layout seed {self.config.layout_seed}); randomness only from the "
-                    "policy's action sampling")
+            return (
+                f"pointmass, fixed layout (layout seed {self.config.layout_seed}); randomness only from the "
+                "policy's action sampling"
+            )
         return "pointmass, layouts drawn uniformly from the placement boxes at every reset"
 
     def make(self) -> PointMassEnv:

@@ -109,7 +109,9 @@ class GaussianMLPPolicy(nn.Module):
         return gaussian_log_prob(x, mu, std)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self, obs: torch.Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> torch.Tensor:
         """Env actions [B, act_dim]: the squashed mean, or a squashed sample drawn with ``generator``."""
         mu, std = self(obs)
         if deterministic:
@@ -121,7 +123,9 @@ class GaussianMLPPolicy(nn.Module):
 def gaussian_mlp_builder(config: GaussianMLPConfig):
     """The ``gaussian-mlp`` factory: returns ``build(obs_dim, act_dim, action_scale, action_bias)``."""
 
-    def build(obs_dim: int, act_dim: int, action_scale: Sequence[float], action_bias: Sequence[float]) -> GaussianMLPPolicy:
+    def build(
+        obs_dim: int, act_dim: int, action_scale: Sequence[float], action_bias: Sequence[float]
+    ) -> GaussianMLPPolicy:
         return GaussianMLPPolicy(obs_dim, act_dim, action_scale, action_bias, config)
 
     return build

@@ -88,7 +88,10 @@ class RolloutEvaluator:
 
             atomic_write_text(path, "".join(_record_to_json(done[i]) + "\n" for i in sorted(done)))
         todo = [i for i in range(cfg.episodes) if i not in done]
-        with open(path, "a", encoding="utf-8") as fh, progress_bar(cfg.episodes, f"{ctx.name}: episodes", len(done)) as advance:
+        with (
+            open(path, "a", encoding="utf-8") as fh,
+            progress_bar(cfg.episodes, f"{ctx.name}: episodes", len(done)) as advance,
+        ):
             for record in iter_collect(actor, ctx.env, todo, ctx.seed, ctx.executor, trajectory=cfg.trajectory):
                 fh.write(_record_to_json(record) + "\n")
                 fh.flush()

@@ -1,0 +1,102 @@
+"""The ``sport`` command as a user meets it: help, listing, checking, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sport_core import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def sport(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SPORT_NO_PROGRESS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "sport_core.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_and_help():
+    assert sport("--version").stdout.strip() == f"sport {__version__}"
+    out = sport("--help").stdout
+    for command in ("run", "check", "plugins"):
+        assert command in out
+    assert "--resume" in sport("run", "--help").stdout
+
+
+def test_plugins_lists_builtins_with_versions_and_components():
+    out = sport("plugins").stdout
+    assert f"pointmass {__version__} (built-in" in out
+    assert "env        pointmass" in out
+    assert "executor   process" in out
+    assert "policy     gaussian-mlp" in out
+
+
+def test_check_says_a_recipe_is_valid():
+    res = sport("check", "recipes/quick/smoke.toml")
+    assert res.returncode == 0
+    assert res.stdout.startswith("recipes/quick/smoke.toml: valid recipe 'smoke' with 2 stages")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            '[run]\nname="x"\n[env]\nkind="pointmass"\n[[stages]]\nname="s"\nevaluator="rollout"\n'
+            "[stages.config]\nepisods=3\n",
+            "stages[0].config.episods: unknown key; did you mean episodes?",
+        ),
+        (
+            '[run]\nname="x"\n[env]\nkind="pointmass"\n[[stages]]\nname="s"\nevaluator="rollout"\n'
+            '[stages.config]\nepisodes="3"\n',
+            "stages[0].config.episodes: expected int, got str '3'",
+        ),
+        ("[run\n", "not valid TOML"),
+    ],
+)
+def test_bad_recipes_fail_with_one_line_and_exit_code_2(tmp_path, content, expected):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(content)
+    res = sport("check", str(recipe))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert expected in res.stderr
+
+
+def test_a_missing_recipe_and_a_bad_override_are_one_line_errors(tmp_path):
+    res = sport("run", str(tmp_path / "missing.toml"))
+    assert (
+        res.returncode == 2 and res.stderr.strip() == f"sport: error: {tmp_path / 'missing.toml'}: no such recipe file"
+    )
+    res = sport("check", "recipes/quick/smoke.toml", "--set", "stages.nope.config.episodes=3")
+    assert res.returncode == 2 and "no stage named 'nope'" in res.stderr
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    res = sport("--debug", "check", str(tmp_path / "missing.toml"))
+    assert res.returncode != 0 and "Traceback" in res.stderr
+
+
+def test_the_smoke_recipe_runs_end_to_end(tmp_path):
+    res = sport(
+        "-q", "run", "recipes/quick/smoke.toml", "--out", str(tmp_path), "--set", "stages.random.config.episodes=30"
+    )
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = tmp_path.iterdir()
+    assert res.stdout.strip() == f"completed: {run_dir}"
+    summary = json.loads((run_dir / "random" / "summary.json").read_text())
+    assert summary["episodes"] == 30
+    assert abs(summary["goal_rate"] + summary["violation_rate"] + summary["timeout_rate"] - 1) < 1e-12
+    episodes = (run_dir / "random-fixed" / "episodes.jsonl").read_text().splitlines()
+    assert len(episodes) == 100 and "trajectory" in json.loads(episodes[0])
+    # Re-running the finished run is a no-op that still succeeds.
+    res = sport("-q", "run", "--resume", str(run_dir))
+    assert res.returncode == 0
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert all(s["attempts"] == 1 for s in manifest["stages"].values())

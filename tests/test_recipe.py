@@ -1,0 +1,179 @@
+"""Recipe validation: every error names the key path and what was expected."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from sport_core.errors import RecipeError
+from sport_core.recipe import apply_override, load_recipe, parse_value, read_toml, validate
+
+SMOKE = "recipes/quick/smoke.toml"
+
+
+def base_recipe() -> dict:
+    return {
+        "run": {"name": "t", "seed": 3},
+        "env": {"kind": "pointmass", "max_steps": 20},
+        "executor": {"kind": "inline"},
+        "stages": [
+            {"name": "a", "evaluator": "rollout", "config": {"episodes": 5}},
+            {"name": "b", "evaluator": "rollout", "inputs": {}, "config": {"episodes": 7, "trajectory": True}},
+        ],
+    }
+
+
+def error_of(data: dict, registry) -> str:
+    with pytest.raises(RecipeError) as err:
+        validate(data, registry)
+    return str(err.value)
+
+
+def test_the_smoke_recipe_is_valid_and_defaults_are_filled_in(registry):
+    recipe = load_recipe(SMOKE, registry)
+    assert [s.name for s in recipe.stages] == ["random", "random-fixed"]
+    assert recipe.env.config.max_steps == 40
+    fixed = recipe.stage("random-fixed")
+    assert recipe.env_for(fixed).config.layout_seed == 0
+    resolved = recipe.to_dict()
+    assert resolved["stages"][0]["config"] == {"episodes": 200, "deterministic": False, "trajectory": False}
+
+
+def test_a_misspelt_config_key_names_the_path_and_suggests_the_right_key(registry):
+    data = base_recipe()
+    data["stages"][0]["config"]["episods"] = 3
+    message = error_of(data, registry)
+    assert message.startswith("stages[0].config.episods: unknown key; did you mean episodes?")
+
+
+def test_a_misspelt_top_level_or_stage_key_is_reported_the_same_way(registry):
+    data = base_recipe()
+    data["stagse"] = data.pop("stages")
+    assert error_of(data, registry).startswith("stagse: unknown key; did you mean stages?")
+    data = base_recipe()
+    data["stages"][1]["inputz"] = {}
+    assert error_of(data, registry).startswith("stages[1].inputz: unknown key; did you mean inputs?")
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "expected"),
+    [
+        (("stages", 0, "config", "episodes"), "many", "stages[0].config.episodes: expected int, got str 'many'"),
+        (("stages", 0, "config", "episodes"), 2.5, "stages[0].config.episodes: expected int, got float 2.5"),
+        (
+            ("stages", 1, "config", "trajectory"),
+            1,
+            "stages[1].config.trajectory: expected bool (true or false), got int 1",
+        ),
+        (("env", "dt"), "fast", "env.dt: expected float, got str 'fast'"),
+        (("env", "on_violation"), "stop", "env.on_violation: expected one of 'terminate', 'continue', got str 'stop'"),
+        (("run", "seed"), True, "run.seed: expected int, got bool True"),
+    ],
+)
+def test_a_wrong_type_names_the_path_and_the_expected_type(registry, where, value, expected):
+    data = base_recipe()
+    node = data
+    for key in where[:-1]:
+        node = node[key]
+    node[where[-1]] = value
+    assert error_of(data, registry).startswith(expected)
+
+
+def test_a_failing_validator_names_the_path(registry):
+    data = base_recipe()
+    data["stages"][0]["config"]["episodes"] = 0
+    message = error_of(data, registry)
+    assert message.startswith("stages[0].config: ") and "episodes" in message and "> 0" in message
+
+
+def test_unknown_components_suggest_a_registered_name(registry):
+    data = base_recipe()
+    data["stages"][0]["evaluator"] = "rolout"
+    assert "stages[0].evaluator: no evaluator component named 'rolout'; did you mean 'rollout'?" in error_of(
+        data, registry
+    )
+    data = base_recipe()
+    data["env"]["kind"] = "pointmas"
+    assert error_of(data, registry).startswith("env.kind: no env component named 'pointmas'")
+
+
+def test_stage_structure_errors(registry):
+    data = base_recipe()
+    data["stages"][1]["name"] = "a"
+    assert "stages[1].name: 'a' is already the name of stages[0]" in error_of(data, registry)
+    data = base_recipe()
+    data["stages"][0]["inputs"] = {"policy": "b"}
+    assert "stages[0].inputs.policy: 'b' is not an earlier stage" in error_of(data, registry)
+    data = base_recipe()
+    data["stages"][0]["trainer"] = "sac"
+    assert "stages[0]: a stage names exactly one of trainer, certifier, evaluator" in error_of(data, registry)
+    data = base_recipe()
+    del data["env"]
+    assert "stages[0]: evaluator 'rollout' needs an env" in error_of(data, registry)
+    data = base_recipe()
+    del data["run"]["name"]
+    assert error_of(data, registry).startswith("run: missing required key: name")
+
+
+def test_overrides_address_stages_by_name_and_parse_toml_values(registry):
+    data = base_recipe()
+    apply_override(data, "stages.b.config.episodes=2000")
+    apply_override(data, "run.seed=11")
+    apply_override(data, "env.on_violation=continue")  # a bare word is a string
+    apply_override(data, "stages.0.env={kind = 'pointmass', layout_seed = 4}")
+    recipe = validate(data, registry)
+    assert recipe.stage("b").component.config.episodes == 2000
+    assert recipe.run.seed == 11
+    assert recipe.env.config.on_violation == "continue"
+    assert recipe.env_for(recipe.stage("a")).config.layout_seed == 4
+    assert parse_value("[1, 2.5]") == [1, 2.5] and parse_value("true") is True
+
+
+def test_overrides_with_a_bad_path_are_reported(registry):
+    data = base_recipe()
+    with pytest.raises(RecipeError, match=r"no stage named .bb.; did you mean b"):
+        apply_override(data, "stages.bb.config.episodes=3")
+    with pytest.raises(RecipeError, match=r"expected KEY\.PATH=VALUE"):
+        apply_override(data, "stages.b.config.episodes")
+    apply_override(data, "stages.b.config.episods=3")
+    assert error_of(data, registry).startswith("stages[1].config.episods: unknown key; did you mean episodes?")
+
+
+def test_missing_and_non_toml_files_give_one_line_errors(tmp_path):
+    with pytest.raises(RecipeError, match=r"nope.toml: no such recipe file$"):
+        read_toml(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[run\nname = 1\n")
+    with pytest.raises(RecipeError, match=r"bad\.toml: not valid TOML"):
+        read_toml(bad)
+    binary = tmp_path / "weights.toml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(RecipeError, match="not a text file"):
+        read_toml(binary)
+    with pytest.raises(RecipeError, match="not a file"):
+        read_toml(tmp_path)
+
+
+def test_the_resolved_recipe_round_trips(registry, tmp_path):
+    recipe = load_recipe(SMOKE, registry, ["stages.random.config.episodes=9"])
+    path = tmp_path / "resolved.toml"
+    path.write_text(recipe.to_toml())
+    again = load_recipe(path, registry)
+    assert again.to_dict() == recipe.to_dict()
+    assert again.stage("random").component.config.episodes == 9
+
+
+def test_comments_and_inline_tables_are_fine(registry, tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(
+        textwrap.dedent("""
+        # comment
+        run = { name = "inline", seed = 1 }
+        env = { kind = "pointmass" }
+        executor = { kind = "process", workers = 2 }
+        stages = [ { name = "s", evaluator = "rollout", config = { episodes = 3 } } ]
+    """)
+    )
+    recipe = load_recipe(path, registry)
+    assert recipe.executor.config.workers == 2
