@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import tomllib
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 import attrs
 import pluggy
@@ -23,14 +25,15 @@ from sport_core.registry import KINDS, Registry, register_hook_name
 GROUP = "sport"
 DISTRIBUTION = "sport"
 AUTOLOAD_ENV = "SPORT_DISABLE_PLUGIN_AUTOLOAD"
-# Used only when the sport distribution is not installed (a bare source tree on sys.path).
-_FALLBACK_BUILTINS = {
-    "pointmass": "sport_pointmass.plugin",
-    "executors": "sport_executors.plugin",
-    "jsonl": "sport_jsonl.plugin",
-    "rollout": "sport_rollout.plugin",
-    "policies": "sport_policies.plugin",
-}
+
+
+def _source_tree_builtins() -> dict[str, str]:
+    """Built-in entry points read from ``pyproject.toml``, for a source tree that was never installed."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    with open(pyproject, "rb") as fh:
+        return tomllib.load(fh).get("project", {}).get("entry-points", {}).get(GROUP, {})
 
 
 @attrs.frozen
@@ -55,13 +58,15 @@ def _discover() -> list[tuple[EntryPoint, str, str, bool]]:
         dist = ep.dist.name if ep.dist is not None else "?"
         ver = ep.dist.version if ep.dist is not None else "?"
         found.append((ep, dist, ver, _normalise(dist) == DISTRIBUTION))
-    if not any(builtin for *_, builtin in found):
-        from sport_core import __version__
+    # In a source checkout, built-ins added to pyproject.toml since the last (editable) install count too.
+    known = {ep.name for ep, *_, builtin in found if builtin}
+    from sport_core import __version__
 
-        found += [
-            (EntryPoint(name, value, GROUP), DISTRIBUTION, __version__, True)
-            for name, value in _FALLBACK_BUILTINS.items()
-        ]
+    found += [
+        (EntryPoint(name, value, GROUP), DISTRIBUTION, __version__, True)
+        for name, value in _source_tree_builtins().items()
+        if name not in known
+    ]
     return found
 
 

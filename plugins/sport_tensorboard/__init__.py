@@ -1,0 +1,1 @@
+"""The ``tensorboard`` logger: every logging event as TensorBoard event files under ``<run_dir>/tb/<stage>``."""
