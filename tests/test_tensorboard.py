@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
-
-from sport_core.recipe import validate  # noqa: E402
-from sport_core.runner import Runner  # noqa: E402
+from sport_core.recipe import validate
+from sport_core.runner import Runner
 
 
 def test_a_run_with_the_tensorboard_logger_leaves_readable_event_files(pm, tmp_path):
