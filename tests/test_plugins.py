@@ -145,3 +145,28 @@ def test_component_configs_must_be_attrs_classes():
 def test_an_unknown_component_suggests_the_closest_name(registry):
     with pytest.raises(RegistryError, match="did you mean 'pointmass'"):
         registry.get("env", "pointmas")
+
+
+def test_the_example_third_party_package_is_installed_and_its_logger_works_in_a_run(tmp_path, monkeypatch):
+    """install.sh installs examples/sport_example_plugin like any third-party package."""
+    from sport_core.recipe import validate
+    from sport_core.runner import Runner
+
+    monkeypatch.delenv("SPORT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    pm = load_plugin_manager()
+    info = pm.infos["example"]
+    assert (info.distribution, info.builtin) == ("sport-example-plugin", False)
+    recipe = validate(
+        {
+            "run": {"name": "csv"},
+            "env": {"kind": "pointmass", "layout_seed": 1, "max_steps": 5},
+            "executor": {"kind": "inline"},
+            "loggers": [{"kind": "csv", "filename": "s.csv"}],
+            "stages": [{"name": "e", "evaluator": "rollout", "config": {"episodes": 3}}],
+        },
+        pm.registry,
+    )
+    runner = Runner.create(recipe, pm, tmp_path)
+    runner.run()
+    rows = (runner.run_dir / "s.csv").read_text().splitlines()
+    assert rows[0] == "stage,step,tag,value" and rows[1].startswith("e,3,eval/episodes,3.0")
