@@ -16,6 +16,7 @@ from sport_core.errors import SportError
 from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import load_recipe
 from sport_core.runner import Runner
+from sport_core.verify import add_verify_command
 
 log = logging.getLogger("sport")
 
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Functions adding further subcommands (``verify``, ...) to the parser; modules append to it.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+EXTRA_COMMANDS.append(add_verify_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,213 @@
+"""``scenario`` and ``scenario-uniform``: certify a base policy's failure probability from N episodes.
+
+The stage takes input ``policy`` (a saved policy), refuses an env that draws a new layout at each reset
+(the certificate is conditional on one scenario distribution, stated in words in the certificate), rolls out
+N episodes through the run's executor, appending each record to the episode store
+(:mod:`sport_core.episodes`) as it arrives — so a killed stage, called again with ``ctx.resumed``,
+collects only the missing indices — and writes ``certificate.json`` (see :mod:`sport_core.verify`).
+
+``scenario`` bounds each horizon at β (set ``bonferroni = true`` to make T* safe to choose after seeing the
+data); ``scenario-uniform`` always bounds all horizons at once (β / T_max each).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from sport_core.actors import PolicyActor
+from sport_core.artifacts import atomic_write_json, sha256_file
+from sport_core.bounds import failures_by_horizon, scenario_certificate
+from sport_core.collect import iter_collect
+from sport_core.episodes import EpisodeFile, EpisodeStore, read_episodes
+from sport_core.errors import ArtifactError, RecipeError
+from sport_core.progress import progress_bar
+from sport_core.verify import (
+    CERTIFICATE_FORMAT,
+    FAILURE_DEFINITION,
+    describe_env,
+    describe_policy,
+    describe_store,
+    guarantee_text,
+    now_utc,
+    package_versions,
+    policy_files,
+    policy_input,
+    store_context,
+)
+from sport_core.weights import load_policy
+
+log = logging.getLogger("sport")
+
+#: The target bounds B of the paper's figure of max permitted log α against T.
+PAPER_BOUNDS: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.025)
+DEFAULT_BETA = 1e-7
+DEFAULT_T_MAX = 100
+
+
+def _open_unit(instance: Any, attribute: attrs.Attribute, value: float | None) -> None:
+    if value is not None and not 0.0 < value < 1.0:
+        raise ValueError(f"{attribute.name} must lie strictly between 0 and 1, got {value}")
+
+
+def _bounds_ok(instance: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
+    bad = [b for b in value if not 0.0 < b <= 1.0]
+    if bad:
+        raise ValueError(f"bounds are target failure probabilities in (0, 1]; got {bad}")
+
+
+@attrs.frozen
+class UniformScenarioConfig:
+    """``episodes`` N; ``beta`` (1 − confidence; default 1e-7) or ``confidence``, not both; ``bounds``: the
+    target bounds B to find (T*, α*) for; ``t_max``: the largest horizon (default: the env's episode limit,
+    else 100)."""
+
+    episodes: int = attrs.field(default=10_001, validator=attrs.validators.gt(0))
+    beta: float | None = attrs.field(default=None, validator=_open_unit)
+    confidence: float | None = attrs.field(default=None, validator=_open_unit)
+    bounds: tuple[float, ...] = attrs.field(default=PAPER_BOUNDS, validator=_bounds_ok)
+    t_max: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+
+    def __attrs_post_init__(self) -> None:
+        if self.beta is not None and self.confidence is not None:
+            raise ValueError("give beta or confidence (= 1 − beta), not both")
+
+    @property
+    def effective_beta(self) -> float:
+        if self.beta is not None:
+            return self.beta
+        return 1.0 - self.confidence if self.confidence is not None else DEFAULT_BETA
+
+
+@attrs.frozen
+class ScenarioConfig(UniformScenarioConfig):
+    """As ``scenario-uniform``, plus ``bonferroni``: bound every horizon at β / t_max (simultaneous)."""
+
+    bonferroni: bool = False
+
+
+def episode_limit(env_maker: Any) -> int | None:
+    """The env's episode limit if it tells: an attribute of the maker or of its config, else the made env's
+    ``spec.max_episode_steps`` (gymnasium's TimeLimit)."""
+    sources = [env_maker, getattr(env_maker, "config", None)]
+    for source in sources:
+        for name in ("max_episode_steps", "max_steps", "num_steps"):
+            value = getattr(source, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    env = env_maker.make()
+    try:
+        spec = getattr(env, "spec", None)
+        steps = getattr(spec, "max_episode_steps", None)
+        return int(steps) if steps else None
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
+
+
+def collect_into_store(
+    ctx: Any, actor: Any, env_maker: Any, path: Path, context: str, episodes: int
+) -> EpisodeFile:
+    """Collect episodes 0..episodes−1 into the store at ``path`` (continuing it when ``ctx.resumed``, else
+    starting over), with a progress bar; returns the finished store, read back strictly."""
+    if not ctx.resumed and path.exists():
+        path.unlink()  # a fresh attempt never mixes with leftovers of an earlier configuration
+    with EpisodeStore.open(path, ctx.seed, context) as store:
+        todo = store.missing(episodes)
+        if len(todo) < episodes:
+            log.info("stage %s: %d of %d episodes already stored; collecting the rest", ctx.name,
+                     episodes - len(todo), episodes)
+        with progress_bar(episodes, f"{ctx.name}: episodes", episodes - len(todo)) as advance:
+            for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor):
+                store.append(record)
+                advance(1)
+    stored = read_episodes(path, strict=True)
+    if len(stored) != episodes:
+        raise ArtifactError(f"{path} holds {len(stored)} episodes, expected {episodes}; delete it and re-run")
+    return stored
+
+
+class ScenarioCertifier:
+    """The ``scenario`` certifier stage (see the module docstring)."""
+
+    needs_env = True
+    method = "scenario"
+
+    def __init__(self, config: UniformScenarioConfig) -> None:
+        self.config = config
+
+    @property
+    def bonferroni(self) -> bool:
+        return bool(getattr(self.config, "bonferroni", False))
+
+    def run(self, ctx: Any) -> dict[str, Path]:
+        cfg = self.config
+        env = ctx.env
+        if not getattr(env, "fixed_layout", False):
+            raise RecipeError(
+                f"stage {ctx.name!r}: the {self.method} certifier needs a fixed-layout env (the same layout and "
+                f"initial pose at every reset), but env {getattr(env, 'env_id', '?')!r} is configured with random "
+                "layouts; give it a fixed layout (e.g. layout_seed = 0) in [stages.env]"
+            )
+        weights, _ = policy_files(policy_input(ctx))
+        actor = PolicyActor(load_policy(weights, ctx.registry, made_by=f"stage {ctx.input_refs['policy']!r}"))
+        env_table = ctx.env_ref.to_table()
+        t_max = cfg.t_max or episode_limit(env) or DEFAULT_T_MAX
+        beta = cfg.effective_beta
+        ctx.stage_dir.mkdir(parents=True, exist_ok=True)
+        store_path = ctx.stage_dir / "episodes.bin"
+        context = store_context(sha256_file(weights), env_table, ctx.seed)
+        stored = collect_into_store(ctx, actor, env, store_path, context, cfg.episodes)
+
+        numbers = scenario_certificate(
+            failures_by_horizon(stored.records, t_max), len(stored), beta, cfg.bounds, self.bonferroni
+        )
+        certificate = {
+            "format": CERTIFICATE_FORMAT,
+            "method": self.method,
+            "statement": guarantee_text(self.bonferroni),
+            "failure_definition": FAILURE_DEFINITION,
+            "scenario": env.scenario,
+            "env": describe_env(env, env_table),
+            "seed": ctx.seed,
+            "base_policy": {**describe_policy(weights, ctx.stage_dir), "stage": ctx.input_refs["policy"]},
+            "episode_store": describe_store(store_path, ctx.stage_dir),
+            **numbers,
+            "stage": ctx.name,
+            "created": now_utc(),
+            "versions": package_versions(ctx.pm),
+        }
+        path = atomic_write_json(ctx.stage_dir / "certificate.json", certificate)
+        self._report(ctx, numbers)
+        return {"certificate": path, "episodes": store_path}
+
+    def _report(self, ctx: Any, numbers: dict[str, Any]) -> None:
+        n = numbers["episodes"]
+        for row in numbers["bounds"]:
+            log.info(
+                "stage %s: B=%g: T*=%d, alpha*=%.6g (k=%d of %d, epsilon=%.6g)%s", ctx.name, row["bound"],
+                row["T_star"], row["alpha_star"], row["failures_at_T_star"], n, row["epsilon_at_T_star"],
+                "" if row["feasible"] else " — not reachable even by the base policy",
+            )
+        if numbers["bounds"]:
+            top = max(numbers["bounds"], key=lambda r: r["bound"])
+            ctx.log.scalars(n, {
+                "certify/T_star": top["T_star"],
+                "certify/alpha_star": top["alpha_star"],
+                "certify/epsilon_T_star": top["epsilon_at_T_star"],
+                "certify/failures_T_star": top["failures_at_T_star"],
+            })
+
+
+class UniformScenarioCertifier(ScenarioCertifier):
+    """``scenario-uniform``: the bounds hold for all horizons at once (β / t_max each)."""
+
+    method = "scenario-uniform"
+
+    @property
+    def bonferroni(self) -> bool:
+        return True
