@@ -160,7 +160,37 @@ def read_certificate(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in data]
     if missing:
         raise ArtifactError(f"certificate {path} lacks {', '.join(missing)} (corrupt or truncated)")
+    _check_types(data, Path(path))
     return data
+
+
+def _check_types(cert: dict[str, Any], path: Path) -> None:
+    """Refuse a certificate whose fields cannot even be recomputed (wrong types), with a one-line error."""
+
+    def is_int(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool)
+
+    def is_num(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    checks = {
+        "seed": is_int(cert["seed"]) and cert["seed"] >= 0,
+        "episodes": is_int(cert["episodes"]) and cert["episodes"] >= 1,
+        "t_max": is_int(cert["t_max"]) and cert["t_max"] >= 1
+        and isinstance(cert["failures"], list) and len(cert["failures"]) == cert["t_max"],
+        "beta": is_num(cert["beta"]) and 0 < cert["beta"] < 1,
+        "bonferroni": isinstance(cert["bonferroni"], bool),
+        "failures": isinstance(cert["failures"], list),
+        "epsilon": isinstance(cert["epsilon"], list),
+        "bounds": isinstance(cert["bounds"], list)
+        and all(isinstance(b, dict) and is_num(b.get("bound")) and 0 < b["bound"] <= 1 for b in cert["bounds"]),
+        "env": isinstance(cert["env"], dict) and isinstance(cert["env"].get("config", {}), dict),
+        "base_policy": isinstance(cert["base_policy"], dict),
+        "episode_store": isinstance(cert["episode_store"], dict),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ArtifactError(f"certificate {path}: field {bad[0]} is malformed (corrupt or foreign file)")
 
 
 def layout_seed_of(env_maker: Any, env_table: Mapping[str, Any]) -> Any:
@@ -231,7 +261,7 @@ def _first_difference(claimed: Any, actual: Any, where: str) -> str | None:
 def _resolve(cert_dir: Path, rel: str, override: str | os.PathLike | None) -> Path:
     if override is not None:
         return Path(override)
-    p = Path(rel)
+    p = Path(str(rel))
     return p if p.is_absolute() else cert_dir / p
 
 

@@ -173,8 +173,11 @@ def test_moved_files_verify_with_explicit_paths(certificate, tmp_path, capsys):
         (lambda c: c.write_text(json.dumps({"format": "sport-policy-v1"})), "not a sport-certificate-v1"),
         (lambda c: edit_json(c, lambda d: d.pop("epsilon")), "lacks epsilon"),
         (lambda c: (c.parent / "episodes.bin").unlink(), "episode store"),
+        (lambda c: edit_json(c, lambda d: d["bounds"][0].pop("bound")), "field bounds is malformed"),
+        (lambda c: edit_json(c, lambda d: d.update(t_max=10**12)), "field t_max is malformed"),
+        (lambda c: edit_json(c, lambda d: d.update(beta="1e-7")), "field beta is malformed"),
     ],
-    ids=["missing", "corrupt", "foreign", "truncated", "no-store"],
+    ids=["missing", "corrupt", "foreign", "truncated", "no-store", "no-bound", "huge-t-max", "beta-text"],
 )
 def test_missing_corrupt_or_foreign_files_give_one_line_errors(certificate, capsys, damage, message):
     damage(certificate)
