@@ -31,6 +31,25 @@ from sport_safety_gym.levels import Level, parse_env_id
 from sport_safety_gym.tasks import ensure_registered
 
 
+def legacy_seed(seed: int) -> int | list[int]:
+    """A seed for safety-gymnasium's ``np.random.RandomState``, which takes only 32-bit integers.
+
+    Seeds below 2**32 pass unchanged (layout seed 0 is the reference's seed 0); larger ones (the framework's
+    63-bit episode seeds) become their two 32-bit words, which RandomState accepts as a key array: distinct
+    seeds give distinct streams, with no folding collisions.
+    """
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"env seeds must be non-negative, got {seed}")
+    if seed < 2**32:
+        return seed
+    words = []
+    while seed:
+        words.append(seed & 0xFFFFFFFF)
+        seed >>= 32
+    return words
+
+
 class ReachAvoidEnv(gym.Env):
     """One reach-avoid env (see the module docstring for the contract)."""
 
@@ -81,7 +100,7 @@ class ReachAvoidEnv(gym.Env):
         """Start an episode; the layout comes from ``layout_seed`` if set, else from ``seed``."""
         builder_seed = self.layout_seed if self.layout_seed is not None else seed
         if builder_seed is not None:
-            builder_seed = int(builder_seed)
+            builder_seed = legacy_seed(builder_seed)
         if self._fast is not None:
             obs, _ = self._fast.reset(seed=builder_seed)
         else:
