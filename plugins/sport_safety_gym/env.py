@@ -13,7 +13,9 @@
 * layouts: with ``layout_seed`` set, every reset rebuilds the layout of that seed whatever seed ``reset`` is
   given (identical hazard, goal and agent pose each time); otherwise ``reset(seed=s)`` gives the layout of
   seed ``s`` (deterministic) and ``reset()`` continues the env's own random stream;
-* resets that keep the compiled model (:mod:`sport_safety_gym.fast_reset`), unless ``fast_reset=False``.
+* resets that keep the compiled model (:mod:`sport_safety_gym.fast_reset`), unless ``fast_reset=False``,
+  and steps that run the physics in one call (``fast_step``, see :mod:`sport_safety_gym.tasks`), unless
+  ``fast_step=False``; both give exactly the stock numbers.
 
 Actions are float arrays of shape (2,) in [-1, 1] (forward force, turning velocity; clipped by the robot).
 ``np_random`` is not used: all env randomness comes from the layout seed.
@@ -64,6 +66,7 @@ class ReachAvoidEnv(gym.Env):
         violation_reward: float = 0.0,
         dense_reward: bool = True,
         fast_reset: bool = True,
+        fast_step: bool = True,
         render_mode: str | None = None,
         width: int = 256,
         height: int = 256,
@@ -88,6 +91,7 @@ class ReachAvoidEnv(gym.Env):
         task = self._builder.task
         task.goal.reward_goal = float(goal_reward)
         task.goal.reward_distance = 1.0 if dense_reward else 0.0
+        task.fast_step = fast_step
         self._fast = FastReset(self._builder) if fast_reset else None
         self.observation_space = self._builder.observation_space
         self.action_space = self._builder.action_space

@@ -171,7 +171,8 @@ class FastReset:
         task.world_info.world_config_dict = config
         structure = structure_key(config)
         if task.world is not None and structure is not None and structure == self._structure:
-            task.world.parse(config)  # the world's own copy of the config, as a rebuild would leave it
+            # (World.parse is skipped: the world's copy of the config is read only by the next compile,
+            # which parses the then-current config itself)
             model, data = task.model, task.data
             write_poses(model, config)
             mujoco.mj_resetData(model, data)
