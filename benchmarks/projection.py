@@ -7,7 +7,9 @@ ours is timed on the whole batch. Measurements (one JSON line each):
 
 1. ``batch``: B = 65 536 rows, d = 2 and d = 10: per-row time of :func:`sport_projection.project` with the
    numba kernel and with the batched torch solver (CPU, eager), the CVXPY per-row time, the speed-ups, and
-   on the subsample the largest KL excess of ours over CVXPY and our largest constraint excess.
+   on the subsample the largest KL excess of ours over CVXPY and our largest constraint excess. Times are
+   wall clock; the ``cpu_*`` fields repeat them in process CPU time, which other jobs on a shared machine
+   disturb less.
 2. ``latency``: one call of ``project`` at B = 1 (the acting path of a rollout step) and at B = 128 / 512
    (PPO minibatches), median over repeated calls, against the CVXPY loop's time for the same rows.
 
@@ -42,17 +44,18 @@ def instances(n: int, d: int, seed: int) -> tuple[list[torch.Tensor], torch.Tens
     return [torch.from_numpy(a) for a in (mb, sb, mt, st)], torch.from_numpy(alpha)
 
 
-def best_time(fn, repeats: int) -> float:
-    best = math.inf
+def best_time(fn, repeats: int) -> tuple[float, float]:
+    """Best wall-clock and best CPU (process) seconds over ``repeats`` calls."""
+    wall = cpu = math.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        wall, cpu = min(wall, time.perf_counter() - w0), min(cpu, time.process_time() - c0)
+    return wall, cpu
 
 
-def cvxpy_rows(params, alpha, rows: int) -> tuple[float, np.ndarray, np.ndarray]:
-    """Seconds per row of the per-state CVXPY loop on the first ``rows`` rows, and its (mu, std)."""
+def cvxpy_rows(params, alpha, rows: int) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Wall and CPU seconds per row of the per-state CVXPY loop on the first ``rows`` rows, and its (mu, std)."""
     mb, sb, mt, st = (p[:rows].numpy() for p in params)
     a = alpha[:rows].numpy()
     problem = CvxpyGaussianProjection(mb.shape[1])
@@ -60,20 +63,20 @@ def cvxpy_rows(params, alpha, rows: int) -> tuple[float, np.ndarray, np.ndarray]
     out_m, out_s = np.empty_like(mb), np.empty_like(sb)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "solution may be inaccurate" on a few rows
-        t0 = time.perf_counter()
+        w0, c0 = time.perf_counter(), time.process_time()
         for i in range(rows):
             out_m[i], out_s[i] = problem.solve(mb[i], sb[i], mt[i], st[i], a[i])
-        per_row = (time.perf_counter() - t0) / rows
-    return per_row, out_m, out_s
+        wall, cpu = (time.perf_counter() - w0) / rows, (time.process_time() - c0) / rows
+    return wall, cpu, out_m, out_s
 
 
 def bench_batch(n: int, d: int, cvxpy_n: int, repeats: int) -> dict:
     params, alpha = instances(n, d, seed=d)
     project(*[p[:8] for p in params], alpha[:8], backend="numba")  # load the compiled kernel
-    numba_s = best_time(lambda: project(*params, alpha, backend="numba"), repeats)
-    torch_s = best_time(lambda: project(*params, alpha, backend="torch"), max(1, repeats // 2))
+    numba_s, numba_cpu = best_time(lambda: project(*params, alpha, backend="numba"), repeats)
+    torch_s, torch_cpu = best_time(lambda: project(*params, alpha, backend="torch"), max(1, repeats // 2))
     mu, std, info = project(*params, alpha, backend="numba", return_info=True)
-    cvx_row_s, cm, cs = cvxpy_rows(params, alpha, cvxpy_n)
+    cvx_row_s, cvx_row_cpu, cm, cs = cvxpy_rows(params, alpha, cvxpy_n)
     mt, st = params[2][:cvxpy_n].numpy(), params[3][:cvxpy_n].numpy()
     kl_excess = gaussian_kl(mu[:cvxpy_n].numpy(), std[:cvxpy_n].numpy(), mt, st) - gaussian_kl(cm, cs, mt, st)
     excess = max_log_ratio(mu, std, params[0], params[1]) - torch.log(alpha)
@@ -88,6 +91,10 @@ def bench_batch(n: int, d: int, cvxpy_n: int, repeats: int) -> dict:
         "baseline_cvxpy_rows_timed": cvxpy_n,
         "speedup_numba_vs_cvxpy": cvx_row_s / (numba_s / n),
         "speedup_torch_vs_cvxpy": cvx_row_s / (torch_s / n),
+        "cpu_numba_us_per_row": numba_cpu / n * 1e6,
+        "cpu_torch_us_per_row": torch_cpu / n * 1e6,
+        "cpu_baseline_cvxpy_ms_per_row": cvx_row_cpu * 1e3,
+        "cpu_speedup_numba_vs_cvxpy": cvx_row_cpu / (numba_cpu / n),
         "projected_rows": counts["projected"],
         "task_rows": counts["task"],
         "fallbacks": info.fallbacks,
@@ -110,7 +117,7 @@ def bench_latency(batch: int, d: int, calls: int, cvxpy_n: int) -> dict:
             project(*rows, a, backend=backend)
             times.append(time.perf_counter() - t0)
         result[f"{backend}_median_us"] = statistics.median(times) * 1e6
-    cvx_row_s, _, _ = cvxpy_rows(params, alpha, cvxpy_n)
+    cvx_row_s, _, _, _ = cvxpy_rows(params, alpha, cvxpy_n)
     result["baseline_cvxpy_median_us"] = cvx_row_s * batch * 1e6
     result["baseline_cvxpy_rows_timed"] = cvxpy_n
     result["speedup_numba_vs_cvxpy"] = result["baseline_cvxpy_median_us"] / result["numba_median_us"]

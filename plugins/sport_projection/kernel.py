@@ -94,7 +94,7 @@ def eval_lambda(lam, Sb, St, D, iSb, lstar, want_grad):
     """C(λ) = Σ_i c_i(λ) and dC/dλ for the per-dimension minimisers at multiplier λ.
 
     With K = Sb + λSt, w the root of the cubic and gap = Kw − λSt = Sb − u:
-    c = ½[−log1p(λSt/Sb) − log1p(−w)] + ½·D·gap/(Kw)²; dc/dλ = ∂c/∂λ + ∂c/∂w · dw/dλ with
+    c = −½·log1p(−gap/Sb) + ½·D·gap/(Kw)²; dc/dλ = ∂c/∂λ + ∂c/∂w · dw/dλ with
     dw/dλ = −g_λ/g_w (implicit differentiation of the cubic g). Reciprocals are shared because divisions
     dominate the cost.
     """
@@ -115,7 +115,8 @@ def eval_lambda(lam, Sb, St, D, iSb, lstar, want_grad):
             continue  # rounding at λ ≈ λ*: the dimension is at the base
         iKw = 1.0 / Kw
         q = D[i] * iKw * iKw
-        total += 0.5 * (q * gap - math.log1p(lSt * iSb[i]) - math.log1p(-w))
+        # log(σb/s) = −½ log(u/Sb) = −½ log1p(−gap/Sb): one log1p, exact because gap is.
+        total += 0.5 * (q * gap - math.log1p(-gap * iSb[i]))
         if want_grad:
             dc_dw = 0.5 / (1.0 - w) + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
             dc_dl = 0.5 * St[i] * iK * (q * (2.0 * lSt - K - Kw) - 1.0)
@@ -143,7 +144,7 @@ def point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb, out_m, out_s, out_c):
             continue
         out_m[i] = mb[i] + (gap / Kw) * (mt[i] - mb[i])
         out_s[i] = math.sqrt(K * (1.0 - w))
-        out_c[i] = 0.5 * (D[i] * gap / (Kw * Kw) - math.log1p(lSt * iSb[i]) - math.log1p(-w))
+        out_c[i] = 0.5 * (D[i] * gap / (Kw * Kw) - math.log1p(-gap * iSb[i]))
 
 
 @_jit

@@ -78,7 +78,7 @@ def _eval_lambda(lam, Sb, St, D, iSb, lstar):
     Kw = K * w
     iKw = 1.0 / Kw
     q = D * iKw * iKw
-    c = 0.5 * (q * gap - torch.log1p(lSt * iSb) - torch.log1p(-w))
+    c = 0.5 * (q * gap - torch.log1p(-gap * iSb))
     dc_dw = 0.5 / (1.0 - w) + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
     dc_dl = 0.5 * St * iK * (q * (2.0 * lSt - K - Kw) - 1.0)
     g_w = (2.0 * gam - 3.0 * w) * w - dlt
@@ -148,11 +148,11 @@ def _find_lambda(L, Sb, St, D, iSb, lstar, c_fin, a_inf, b_inf, rtol, max_iter):
 def _point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb):
     """The per-dimension minimisers (m, s) at multiplier ``lam`` ([n, 1]) and their exact contributions c;
     dimensions past λ* sit at the base (c = 0)."""
-    inside, lSt, K, _iK, w, gap, _gam, _dlt = _dims_at(lam, Sb, St, D, lstar)
+    inside, _lSt, K, _iK, w, gap, _gam, _dlt = _dims_at(lam, Sb, St, D, lstar)
     Kw = K * w
     m = mb + gap / Kw * (mt - mb)
     s = torch.sqrt(K * (1.0 - w))
-    c = 0.5 * (D * gap / (Kw * Kw) - torch.log1p(lSt * iSb) - torch.log1p(-w))
+    c = 0.5 * (D * gap / (Kw * Kw) - torch.log1p(-gap * iSb))
     return torch.where(inside, m, mb), torch.where(inside, s, sb), torch.where(inside, c, torch.zeros_like(c))
 
 
