@@ -120,7 +120,8 @@ class ReachAvoidEnv(gym.Env):
         """One control step (0.2 s of simulation at 5 Hz, 0.02 s at 50 Hz)."""
         if self._needs_reset:
             raise RuntimeError(f"{self.env_id}: call reset() before step() (the episode has ended)")
-        action = np.array(action, dtype=np.float64)  # a fresh float array: safety-gymnasium casts in place
+        # a float ndarray copy: safety-gymnasium calls np.array(action, copy=False), which numpy 2 rejects for lists
+        action = np.array(action, dtype=np.float64)
         obs, reward, cost, terminated, truncated, raw_info = self._builder.step(action)
         goal_met = bool(raw_info.get("goal_met", False))
         violated = bool(self._builder.task.constraint_violated)
