@@ -1,0 +1,179 @@
+"""Benchmark: SAC training speed (env steps per second, updates included) against Stable-Baselines3's SAC.
+
+Same env (the level-5 5 Hz reach-avoid task with the base reward, model-reusing resets), same networks
+(actor and twin critics 256×256 ReLU), batch 512, buffer 10⁵, one critic and one actor gradient step per env
+step, one torch thread, all in this process. Both first fill the buffer with ``--warmup`` uniform random
+steps (not timed), then ``--steps`` steps with learning are timed:
+
+* ours: the real ``sac`` stage through the runner (env stepping, acting, replay, updates, curriculum and
+  metric bookkeeping); its ``perf/steps_per_s`` over the timed window. Variants: the fused engine with the
+  best matmul backend on uniform replay and SB3's schedule (actor every step: ``policy_delay = 1``, the
+  like-for-like comparison), the paper's settings (``policy_delay = 2``, prioritized replay), the fused
+  engine on the BLAS backend, and the plain autograd engine.
+* SB3 2.3.2: ``SAC("MlpPolicy", ...)`` with ``train_freq = 1, gradient_steps = 1``; wall time of the timed
+  steps measured by a callback.
+
+Then ``update_ms``: milliseconds per gradient update alone (critic + actor + α + targets) at batch 512 on
+random data, ours per engine against SB3's ``train(gradient_steps=…)`` on its filled buffer.
+
+Each measurement prints one JSON line with ours, the SB3 baseline of the same run and the speed-up.
+Run: ``.venv/bin/python benchmarks/sac.py [--steps 1500] [--warmup 1000] [--env pointmass]``.
+The machine is shared: the numbers are only comparable within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SPORT_NO_PROGRESS", "1")
+
+import numpy as np
+import torch
+
+from sport_core.plugins import load_plugin_manager
+from sport_core.recipe import validate
+from sport_core.runner import Runner
+
+ENVS = {
+    "safety-gym": {"kind": "safety-gym", "id": "SafetyPointReachAvoidLowFreqCurriculum5-v0", "dense_reward": False,
+                   "goal_reward": 1.0, "violation_reward": -0.25, "fast_reset": True},
+    "pointmass": {"kind": "pointmass"},
+}
+VARIANTS = {
+    "fused, uniform replay, actor every step (SB3's schedule)": {"prioritized_replay": False, "policy_delay": 1},
+    "fused, prioritized replay, policy_delay 2 (the paper's)": {"prioritized_replay": True, "policy_delay": 2},
+    "fused on the BLAS backend, uniform, actor every step": {"prioritized_replay": False, "policy_delay": 1,
+                                                             "matmul": "blas"},
+    "autograd engine, uniform, actor every step": {"prioritized_replay": False, "policy_delay": 1,
+                                                  "engine": "autograd"},
+}
+
+
+def ours_steps_per_s(pm, env: dict, warmup: int, steps: int, variant: dict, out: Path) -> float:
+    """The ``sac`` stage's own steps/s over the ``steps`` env steps that follow ``warmup`` random ones."""
+    config = {"total_steps": warmup + steps, "learning_starts": warmup, "batch_size": 512, "buffer_size": 100_000,
+              "log_every": warmup if steps % warmup == 0 else np.gcd(warmup, steps), "checkpoint_every": 10**9,
+              **variant}
+    data = {"run": {"name": "bench-sac", "seed": 0}, "env": env, "executor": {"kind": "inline"},
+            "loggers": [{"kind": "jsonl"}], "stages": [{"name": "sac", "trainer": "sac", "config": config}]}
+    runner = Runner.create(validate(data, pm.registry), pm, out)
+    runner.run()
+    records = [json.loads(line) for line in (runner.run_dir / "metrics.jsonl").read_text().splitlines()]
+    window = config["log_every"]
+    timed = [r["scalars"]["perf/steps_per_s"] for r in records
+             if r["step"] > warmup and "perf/steps_per_s" in r["scalars"]]
+    # each window has `window` steps; the harmonic mean of equal-length windows is the overall rate
+    return len(timed) / sum(1.0 / s for s in timed) if timed and window else float("nan")
+
+
+def sb3_model(make_env, warmup: int, total: int):
+    from stable_baselines3 import SAC
+
+    return SAC(
+        "MlpPolicy", make_env(), learning_rate=3e-4, buffer_size=100_000, learning_starts=warmup, batch_size=512,
+        tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto_0.1", target_entropy=0.0,
+        policy_kwargs={"net_arch": [256, 256]}, device="cpu", seed=0, verbose=0,
+    )
+
+
+def sb3_steps_per_s(make_env, warmup: int, steps: int) -> tuple[float, object]:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Clock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.t0 = self.t1 = None
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps == warmup:
+                self.t0 = time.perf_counter()
+            elif self.num_timesteps == warmup + steps:
+                self.t1 = time.perf_counter()
+            return True
+
+    model = sb3_model(make_env, warmup, warmup + steps)
+    clock = Clock()
+    model.learn(total_timesteps=warmup + steps, callback=clock)
+    return steps / (clock.t1 - clock.t0), model
+
+
+def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
+    """ms per gradient update: ours per engine on random data of the env's sizes, SB3 on its filled buffer."""
+    from sport_sac.critics import TwinCritic
+    from sport_sac.learner import LearnerParams, SACLearner
+
+    env = env_maker.make()
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    g = torch.Generator().manual_seed(0)
+    batch = (torch.randn(512, obs_dim, generator=g), torch.rand(512, act_dim, generator=g) * 2 - 1,
+             torch.randn(512, generator=g), torch.randn(512, obs_dim, generator=g), torch.zeros(512), None)
+    policy = pm.registry.get("policy", "gaussian-mlp")
+
+    def ours(engine: str, matmul: str) -> float:
+        torch.manual_seed(0)
+        actor = policy.build()(obs_dim, act_dim, (1.0,) * act_dim, (0.0,) * act_dim)
+        learner = SACLearner(actor, TwinCritic(obs_dim, act_dim), LearnerParams(policy_delay=1),
+                             torch.Generator().manual_seed(1), engine, matmul)
+        for _ in range(10):
+            learner.update(*batch)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            learner.update(*batch)
+        return (time.perf_counter() - t) / repeats * 1e3
+
+    def sb3() -> float:
+        sb3_model_filled.train(gradient_steps=5, batch_size=512)
+        t = time.perf_counter()
+        sb3_model_filled.train(gradient_steps=repeats, batch_size=512)
+        return (time.perf_counter() - t) / repeats * 1e3
+
+    rows = []
+    from sport_sac.kernels import onednn_available
+
+    engines = [("fused", "onednn")] if onednn_available() else []
+    engines += [("fused", "blas"), ("autograd", "auto")]
+    for engine, matmul in engines:
+        a, b = ours(engine, matmul), sb3()
+        rows.append({"benchmark": "sac", "measure": "update_ms", "batch": 512, "ours": round(a, 2),
+                     "ours_variant": f"{engine} engine" + (f", {matmul} matmul" if engine == "fused" else ""),
+                     "sb3": round(b, 2), "speedup": round(b / a, 2)})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", choices=sorted(ENVS), default="safety-gym")
+    parser.add_argument("--warmup", type=int, default=1000, help="random steps before the timed window")
+    parser.add_argument("--steps", type=int, default=1500, help="timed env steps with learning")
+    parser.add_argument("--update-repeats", type=int, default=100)
+    parser.add_argument("--quick", action="store_true", help="only the like-for-like variant")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    pm = load_plugin_manager()
+    env_table = ENVS[args.env]
+    env_ref = validate({"run": {"name": "x"}, "env": env_table, "stages": [{"name": "r", "evaluator": "rollout"}]},
+                       pm.registry).env
+    env_maker = env_ref.build(pm.registry)
+    variants = dict(list(VARIANTS.items())[:1]) if args.quick else VARIANTS
+    with tempfile.TemporaryDirectory() as tmp:
+        sb3_rate, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
+        for name, variant in variants.items():
+            ours = ours_steps_per_s(pm, env_table, args.warmup, args.steps, variant, Path(tmp))
+            baseline, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
+            sb3_rate = max(sb3_rate, baseline)  # the faster SB3 run so far: a conservative speed-up
+            print(json.dumps({
+                "benchmark": "sac", "measure": "env_steps_per_s", "env": env_maker.env_id, "batch": 512,
+                "hidden": [256, 256], "timed_steps": args.steps, "ours_variant": name, "ours": round(ours, 1),
+                "sb3": round(sb3_rate, 1), "speedup": round(ours / sb3_rate, 2), "torch_threads": 1,
+            }), flush=True)
+        for row in update_ms(pm, env_maker, args.update_repeats, model):
+            print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
