@@ -73,6 +73,13 @@ class _Window:
         self.updates = self.actor_steps = 0
         self.critic_loss = self.q_mean = self.actor_loss = self.entropy = self.alpha_loss = 0.0
 
+    def add_episode(self, outcome: str, ret: float, length: int) -> None:
+        self.episodes += 1
+        self.ret += ret
+        self.length += length
+        self.successes += outcome == "goal"
+        self.violations += outcome == "violation"
+
     def add_update(self, s: UpdateStats) -> None:
         self.updates += 1
         self.critic_loss += s.critic_loss
@@ -98,6 +105,40 @@ class _Window:
         return out
 
 
+@attrs.define(eq=False)
+class TrainState:
+    """Everything the loop carries from one episode to the next, i.e. what a checkpoint restores.
+
+    At an episode end (before the next, seeded reset) the env holds no state of its own, so these
+    counters, the learner (networks, optimisers, α, update generator), the replay buffer with priorities,
+    the curriculum and the acting and replay generators determine the rest of the run exactly.
+    """
+
+    learner: SACLearner
+    replay: ReplayBuffer
+    curriculum: Curriculum
+    act_gen: torch.Generator
+    replay_rng: np.random.Generator
+    step: int = 0
+    episode: int = 0
+    elapsed: float = 0.0  # wall seconds of training before this attempt
+
+    def save(self, directory: Path, elapsed: float) -> None:
+        loop = {"step": self.step, "episode": self.episode, "elapsed": elapsed,
+                "curriculum": self.curriculum.state_dict(), "replay_rng": self.replay_rng.bit_generator.state}
+        tensors = {"learner": self.learner.state_dict(), "act_generator": self.act_gen.get_state()}
+        save_checkpoint(directory, self.step, tensors, self.replay.state_dict(), loop)
+
+    def restore(self, folder: Path) -> None:
+        tensors, replay, loop = load_checkpoint(folder)
+        self.learner.load_state_dict(tensors["learner"])
+        self.act_gen.set_state(tensors["act_generator"])
+        self.replay.load_state_dict(replay)
+        self.replay_rng.bit_generator.state = loop["replay_rng"]
+        self.curriculum.load_state_dict(loop["curriculum"])
+        self.step, self.episode, self.elapsed = int(loop["step"]), int(loop["episode"]), float(loop["elapsed"])
+
+
 class SACTrainer:
     """Stage component ``sac`` (see :class:`sport_sac.config.SACConfig`)."""
 
@@ -109,6 +150,7 @@ class SACTrainer:
     # -- construction -----------------------------------------------------------------------------
 
     def _level_maker(self, ctx: Any, curriculum: Curriculum) -> Any:
+        """The env maker of the curriculum's current level (the stage's own env without a curriculum)."""
         if not curriculum.values:
             return ctx.env
         if ctx.env_ref is None:
@@ -119,6 +161,19 @@ class SACTrainer:
             raise SportError(f"stage {ctx.name!r}: {exc}") from exc
         return ctx.registry.get("env", ctx.env_ref.name).build(config)
 
+    def _spaces(self, ctx: Any, env: Any) -> tuple[int, int, np.ndarray, np.ndarray]:
+        """(obs_dim, act_dim, action scale, action bias) of a flat-Box-observation, bounded-Box-action env."""
+        obs_space, act_space = env.observation_space, env.action_space
+        bounded = isinstance(act_space, gym.spaces.Box) and np.all(np.isfinite(act_space.low)) and np.all(
+            np.isfinite(act_space.high)
+        )
+        if not bounded:
+            raise SportError(f"stage {ctx.name!r}: sac needs a bounded Box action space, got {act_space}")
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise SportError(f"stage {ctx.name!r}: sac needs a flat Box observation space, got {obs_space}")
+        low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
+        return int(obs_space.shape[0]), int(act_space.shape[0]), (high - low) / 2.0, (high + low) / 2.0
+
     def _build_policy(self, ctx: Any, obs_dim: int, act_dim: int, scale: np.ndarray, bias: np.ndarray):
         cfg = self.config
         component = ctx.registry.get("policy", cfg.policy)
@@ -126,7 +181,7 @@ class SACTrainer:
         actor = component.build(pconf)(obs_dim, act_dim, tuple(scale.tolist()), tuple(bias.tolist()))
         return actor, pconf
 
-    def _learner(self, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: Seeds) -> SACLearner:
+    def _state(self, ctx: Any, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: Seeds) -> TrainState:
         cfg = self.config
         critic = TwinCritic(obs_dim, act_dim, cfg.critic_hidden, cfg.critic_activation)
         params = LearnerParams(
@@ -134,14 +189,14 @@ class SACTrainer:
             initial_alpha=cfg.initial_alpha, autotune_alpha=cfg.autotune_alpha, target_entropy=cfg.target_entropy,
             policy_delay=cfg.policy_delay,
         )
-        generator = torch.Generator().manual_seed(seeds.update)
-        return SACLearner(actor, critic, params, generator, cfg.engine, cfg.matmul)
-
-    def _replay(self, obs_dim: int, act_dim: int) -> ReplayBuffer:
-        cfg = self.config
+        learner = SACLearner(actor, critic, params, torch.Generator().manual_seed(seeds.update), cfg.engine, cfg.matmul)
         if cfg.prioritized_replay:
-            return PrioritizedReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.per_alpha, cfg.per_eps)
-        return ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
+            replay = PrioritizedReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.per_alpha, cfg.per_eps)
+        else:
+            replay = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
+        curriculum = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
+        return TrainState(learner, replay, curriculum, torch.Generator().manual_seed(seeds.act),
+                          np.random.Generator(np.random.PCG64(seeds.replay)))
 
     # -- the stage --------------------------------------------------------------------------------
 
@@ -149,72 +204,52 @@ class SACTrainer:
         cfg = self.config
         torch.set_num_threads(cfg.torch_threads)
         seeds = Seeds.derive(ctx.seed, ctx.name)
-        curriculum = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
-        maker = self._level_maker(ctx, curriculum)
-        env = maker.make()
-        obs_space, act_space = env.observation_space, env.action_space
-        if not isinstance(act_space, gym.spaces.Box) or not np.all(np.isfinite(act_space.low)) or not np.all(
-            np.isfinite(act_space.high)
-        ):
-            raise SportError(f"stage {ctx.name!r}: sac needs a bounded Box action space, got {act_space}")
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise SportError(f"stage {ctx.name!r}: sac needs a flat Box observation space, got {obs_space}")
-        obs_dim, act_dim = int(obs_space.shape[0]), int(act_space.shape[0])
-        low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
-        scale, bias = (high - low) / 2.0, (high + low) / 2.0
-
+        probe = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
+        env = self._level_maker(ctx, probe).make()  # every level has the same spaces
+        obs_dim, act_dim, scale, bias = self._spaces(ctx, env)
         torch.manual_seed(seeds.init)
         actor, pconf = self._build_policy(ctx, obs_dim, act_dim, scale, bias)
-        learner = self._learner(actor, obs_dim, act_dim, seeds)
-        replay = self._replay(obs_dim, act_dim)
-        act_gen = torch.Generator().manual_seed(seeds.act)
-        replay_rng = np.random.Generator(np.random.PCG64(seeds.replay))
-        step = episode = 0
-        elapsed = 0.0
-
+        state = self._state(ctx, actor, obs_dim, act_dim, seeds)
         folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
         if folder is not None:
-            torch_state, replay_state, state = load_checkpoint(folder)
-            learner.load_state_dict(torch_state["learner"])
-            act_gen.set_state(torch_state["act_generator"])
-            replay.load_state_dict(replay_state)
-            replay_rng.bit_generator.state = state["replay_rng"]
-            level_before = curriculum.level
-            curriculum.load_state_dict(state["curriculum"])
-            step, episode, elapsed = int(state["step"]), int(state["episode"]), float(state["elapsed"])
-            if curriculum.level != level_before:
-                env.close()
-                maker = self._level_maker(ctx, curriculum)
-                env = maker.make()
+            state.restore(folder)
             log.info("stage %s: resumed from %s (step %d, episode %d, level %d)",
-                     ctx.name, folder.name, step, episode, curriculum.level + 1)
+                     ctx.name, folder.name, state.step, state.episode, state.curriculum.level + 1)
         else:
             clear_checkpoints(ctx.checkpoint_dir)
+        if state.curriculum.level != probe.level:
+            env.close()
+            env = None
+        maker = self._train(ctx, state, seeds, scale, bias, env)
+        return self._export(ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, state)
 
-        def checkpoint() -> None:
-            state = {"step": step, "episode": episode, "elapsed": elapsed + (time.perf_counter() - t_start),
-                     "curriculum": curriculum.state_dict(), "replay_rng": replay_rng.bit_generator.state}
-            save_checkpoint(ctx.checkpoint_dir, step, {"learner": learner.state_dict(), "act_generator":
-                                                        act_gen.get_state()}, replay.state_dict(), state)
-
+    def _train(self, ctx: Any, s: TrainState, seeds: Seeds, scale: np.ndarray, bias: np.ndarray, env: Any) -> Any:
+        """Run the loop from ``s`` to ``total_steps`` (``env``: one of the current level, or None to build it);
+        returns the env maker of the last level."""
+        cfg = self.config
+        learner, replay, curriculum = s.learner, s.replay, s.curriculum
+        actor = learner.actor
         t_start = time.perf_counter()
         window = _Window()
-        last_checkpoint = step
+        last_checkpoint = s.step
         total, starts, batch_size = cfg.total_steps, cfg.learning_starts, cfg.batch_size
         beta_span = cfg.per_beta_end - cfg.per_beta_start
-        low_t, span_t = torch.from_numpy(low), torch.from_numpy(high - low)
-        obs, _ = env.reset(seed=episode_seed(seeds.env, episode, "env"))
+        low_t, span_t = torch.from_numpy(bias - scale), torch.from_numpy(2.0 * scale)
+        act_dim = len(scale)
+        maker = self._level_maker(ctx, curriculum)
+        env = env if env is not None else maker.make()
+        obs, _ = env.reset(seed=episode_seed(seeds.env, s.episode, "env"))
         ep_ret, ep_len, goal_step, violation_step = 0.0, 0, -1, -1
-        with progress_bar(total, f"{ctx.name}: env steps", completed=step) as advance:
-            while step < total:
-                if step < starts:
-                    action = (low_t + span_t * torch.rand(act_dim, generator=act_gen, dtype=torch.float64)).numpy()
+        with progress_bar(total, f"{ctx.name}: env steps", completed=s.step) as advance:
+            while s.step < total:
+                if s.step < starts:
+                    action = (low_t + span_t * torch.rand(act_dim, generator=s.act_gen, dtype=torch.float64)).numpy()
                 else:
                     x = torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
-                    action = actor.act(x, generator=act_gen)[0].to(torch.float64).numpy()
+                    action = actor.act(x, generator=s.act_gen)[0].to(torch.float64).numpy()
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 replay.add(obs, action, reward, next_obs, terminated)
-                step += 1
+                s.step += 1
                 window.steps += 1
                 ep_ret += float(reward)
                 ep_len += 1
@@ -222,64 +257,60 @@ class SACTrainer:
                     goal_step = ep_len
                 if violation_step < 0 and info.get("constraint_violated", False):
                     violation_step = ep_len
-                if step >= starts:
-                    beta = cfg.per_beta_start + beta_span * step / total
-                    b = replay.sample(batch_size, replay_rng, beta)
+                if s.step >= starts:
+                    beta = cfg.per_beta_start + beta_span * s.step / total
+                    b = replay.sample(batch_size, s.replay_rng, beta)
                     stats = learner.update(b.obs, b.act, b.rew, b.next_obs, b.done, b.weights)
                     replay.update_priorities(b.index, stats.td_abs)
                     window.add_update(stats)
                 if terminated or truncated:
                     outcome = outcome_of(goal_step, violation_step)
-                    window.episodes += 1
-                    window.ret += ep_ret
-                    window.length += ep_len
-                    window.successes += outcome == "goal"
-                    window.violations += outcome == "violation"
-                    episode += 1
+                    window.add_episode(outcome, ep_ret, ep_len)
+                    s.episode += 1
                     if curriculum.record(outcome == "goal"):
                         log.info("stage %s: curriculum level %d reached at step %d",
-                                 ctx.name, curriculum.level + 1, step)
-                        ctx.log.scalars(step, {"curriculum/level": curriculum.level + 1})
+                                 ctx.name, curriculum.level + 1, s.step)
+                        ctx.log.scalars(s.step, {"curriculum/level": curriculum.level + 1})
                         env.close()
                         maker = self._level_maker(ctx, curriculum)
                         env = maker.make()
                         if not cfg.curriculum_keep_buffer:
                             replay.clear()
-                    if step - last_checkpoint >= cfg.checkpoint_every and step < total:
-                        checkpoint()
-                        last_checkpoint = step
-                    obs, _ = env.reset(seed=episode_seed(seeds.env, episode, "env"))
+                    if s.step - last_checkpoint >= cfg.checkpoint_every and s.step < total:
+                        s.save(ctx.checkpoint_dir, s.elapsed + time.perf_counter() - t_start)
+                        last_checkpoint = s.step
+                    obs, _ = env.reset(seed=episode_seed(seeds.env, s.episode, "env"))
                     ep_ret, ep_len, goal_step, violation_step = 0.0, 0, -1, -1
                 else:
                     obs = next_obs
-                if step % cfg.log_every == 0 or step == total:
+                if s.step % cfg.log_every == 0 or s.step == total:
                     scalars = window.scalars()
                     scalars.update({"curriculum/level": curriculum.level + 1,
                                     "curriculum/success_rate": curriculum.success_rate(), "alpha": learner.alpha})
                     if cfg.prioritized_replay:
-                        scalars["per/beta"] = cfg.per_beta_start + beta_span * step / total
-                    ctx.log.scalars(step, scalars)
+                        scalars["per/beta"] = cfg.per_beta_start + beta_span * s.step / total
+                    ctx.log.scalars(s.step, scalars)
                     advance(window.steps)
                     window = _Window()
         env.close()
-        elapsed += time.perf_counter() - t_start
-        return self._export(ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, curriculum, episode, elapsed)
+        s.elapsed += time.perf_counter() - t_start
+        return maker
 
-    def _export(self, ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, curriculum, episodes, elapsed):
-        cfg = self.config
+    def _export(self, ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, s: TrainState) -> dict[str, Path]:
+        cfg, curriculum = self.config, s.curriculum
         summary = {
             "trainer": "sac", "env_id": getattr(maker, "env_id", "?"), "steps": cfg.total_steps,
-            "episodes": episodes, "curriculum_level": curriculum.level + 1, "curriculum_levels": curriculum.n_levels,
-            "curriculum_success_rate": curriculum.success_rate(), "wall_seconds": round(elapsed, 1),
+            "episodes": s.episode, "curriculum_level": curriculum.level + 1, "curriculum_levels": curriculum.n_levels,
+            "curriculum_success_rate": curriculum.success_rate(), "wall_seconds": round(s.elapsed, 1),
             "engine": cfg.engine,
         }
         card = ModelCard(
             policy=cfg.policy, config=unstructure(pconf), obs_dim=obs_dim, act_dim=act_dim,
-            action_scale=tuple(float(s) for s in scale), action_bias=tuple(float(b) for b in bias), extra=summary,
+            action_scale=tuple(float(x) for x in scale), action_bias=tuple(float(x) for x in bias), extra=summary,
         )
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         path = save_policy(ctx.stage_dir / "policy.safetensors", actor, card)
         atomic_write_json(ctx.stage_dir / "train_summary.json", summary)
         log.info("stage %s: %d steps, %d episodes, final curriculum level %d/%d, %.0f s",
-                 ctx.name, cfg.total_steps, episodes, curriculum.level + 1, curriculum.n_levels, elapsed)
+                 ctx.name, cfg.total_steps, s.episode, curriculum.level + 1, curriculum.n_levels, s.elapsed)
         return {"policy": path}
