@@ -4,7 +4,8 @@ A recipe has a ``[run]`` table, a default ``[env]``, an ``[executor]``, ``[[logg
 Component tables (env, executor, loggers, a stage's own ``env``) are flat: ``kind`` names the component
 and every other key is validated against that component's attrs config class. A stage names exactly one
 stage component (``trainer = "sac"``, ``certifier = "scenario"`` or ``evaluator = "..."``), the earlier
-stages whose artifacts it consumes (``inputs = { policy = "base" }``) and its ``[stages.config]``.
+stages whose artifacts it consumes (``inputs = { policy = "base" }``, or ``"file:PATH"`` for a file made
+elsewhere, e.g. a base policy trained by another run) and its ``[stages.config]``.
 Every error starts with the key path, e.g. ``stages[2].config.totl_steps: unknown key; did you mean
 total_steps?``.
 """
@@ -68,6 +69,11 @@ class StageSpec:
         stage, _, artifact = self.inputs[role].partition(":")
         return stage, artifact or None
 
+    def input_file(self, role: str) -> Path | None:
+        """The file an input names with ``"file:PATH"`` (a policy brought from elsewhere), else None."""
+        value = self.inputs[role]
+        return Path(value[len(FILE_PREFIX) :]) if value.startswith(FILE_PREFIX) else None
+
 
 @attrs.frozen
 class Recipe:
@@ -110,6 +116,7 @@ class Recipe:
         return tomli_w.dumps(self.to_dict())
 
 
+FILE_PREFIX = "file:"
 _TOP_KEYS = ("run", "env", "executor", "loggers", "stages")
 _STAGE_KEYS = ("name", *STAGE_KINDS, "inputs", "env", "config")
 DEFAULT_EXECUTOR = {"kind": "process"}
@@ -161,7 +168,9 @@ def _stage(table: Any, path: str, registry: Registry) -> StageSpec:
     config = structure(component.config_cls, table.get("config", {}), f"{path}.config")
     inputs = table.get("inputs", {})
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
-        raise RecipeError(f'{path}.inputs: expected a table of role = "stage" (or "stage:artifact") strings')
+        raise RecipeError(
+            f'{path}.inputs: expected a table of role = "stage" (or "stage:artifact", or "file:PATH") strings'
+        )
     env = _component("env", table["env"], f"{path}.env", registry) if "env" in table else None
     return StageSpec(name, ComponentRef(kind, comp_name, config), dict(inputs), env)
 
@@ -189,12 +198,20 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
         stage = _stage(table, f"stages[{i}]", registry)
         if stage.name in seen:
             raise RecipeError(f"stages[{i}].name: {stage.name!r} is already the name of stages[{seen[stage.name]}]")
-        for role in stage.inputs:
+        for role in list(stage.inputs):
+            external = stage.input_file(role)
+            if external is not None:
+                if not external.exists():
+                    raise RecipeError(f"stages[{i}].inputs.{role}: file {external} does not exist")
+                # Absolute, so that the resolved recipe still finds it from another directory (resume).
+                stage.inputs[role] = f"{FILE_PREFIX}{external.resolve()}"
+                continue
             ref, _ = stage.input_stage(role)
             if ref not in seen:
                 earlier = ", ".join(seen) or "none"
                 raise RecipeError(
-                    f"stages[{i}].inputs.{role}: {ref!r} is not an earlier stage (earlier stages: {earlier})"
+                    f"stages[{i}].inputs.{role}: {ref!r} is not an earlier stage (earlier stages: {earlier}); "
+                    f'a file from elsewhere is written "{FILE_PREFIX}PATH"'
                 )
         if stage.env is None and env is None and _needs_env(stage, registry):
             raise RecipeError(

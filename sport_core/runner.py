@@ -96,10 +96,14 @@ class StageContext:
             raise ArtifactError(
                 f'stage {self.name!r} needs input {role!r}; add inputs.{role} = "<stage>" to it (given: {roles})'
             )
+        external = self.stage.input_file(role)
+        if external is not None:  # a file brought from elsewhere is the input whatever artifact is asked for
+            if not external.exists():
+                raise ArtifactError(f"stage {self.name!r}: input {role!r} names {external}, which does not exist")
+            return external
         outputs = self.inputs[role]
         made_by = self.input_refs[role]
-        _, _, pinned = self.stage.inputs[role].partition(":")
-        artifact = artifact or pinned or None
+        artifact = artifact or self.stage.input_stage(role)[1]
         if artifact is None:
             if len(outputs) != 1:
                 raise ArtifactError(
@@ -232,11 +236,17 @@ class Runner:
             "config": unstructure(stage.component.config),
             "env": env.to_table() if env is not None else None,
             "seed": self.recipe.run.seed,
-            "inputs": {
-                role: manifest["stages"][stage.input_stage(role)[0]].get("outputs", {}) for role in sorted(stage.inputs)
-            },
+            "inputs": {role: self._input_fingerprint(stage, role, manifest) for role in sorted(stage.inputs)},
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _input_fingerprint(self, stage: StageSpec, role: str, manifest: dict[str, Any]) -> Any:
+        external = stage.input_file(role)
+        if external is not None:
+            if not external.exists():
+                raise ArtifactError(f"stage {stage.name!r}: input {role!r} names {external}, which no longer exists")
+            return {"file": str(external), "sha256": sha256_tree(external)}
+        return manifest["stages"][stage.input_stage(role)[0]].get("outputs", {})
 
     def _outputs_intact(self, entry: dict[str, Any]) -> bool:
         for out in entry.get("outputs", {}).values():
@@ -303,6 +313,10 @@ class Runner:
         env_ref = self.recipe.env_for(stage)
         inputs, refs = {}, {}
         for role in stage.inputs:
+            external = stage.input_file(role)
+            if external is not None:
+                inputs[role], refs[role] = {"file": external}, f"file {external}"
+                continue
             ref_stage, _ = stage.input_stage(role)
             if manifest["stages"][ref_stage].get("status") != "completed":
                 raise ArtifactError(f"stage {stage.name!r} needs stage {ref_stage!r}, which has not completed")

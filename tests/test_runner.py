@@ -196,3 +196,27 @@ inputs = {{ previous = "b" }}
     assert calls(run_dir, "a") == ["resumed=False"]
     assert calls(run_dir, "b") == ["resumed=False", "resumed=True"]
     assert json.loads((run_dir / "c" / "out.json").read_text()) == {"total": 3}
+
+
+def test_an_input_can_be_a_file_made_elsewhere_and_its_content_is_part_of_the_stage_hash(tpm, tmp_path):
+    brought = tmp_path / "previous.json"
+    brought.write_text('{"total": 40}')
+    data = chain()
+    data["stages"] = [{"name": "x", "evaluator": "counting", "inputs": {"previous": f"file:{brought}"}}]
+    runner = Runner.create(validate(data, tpm.registry), tpm, tmp_path / "runs")
+    runner.run()
+    assert json.loads((runner.run_dir / "x" / "out.json").read_text()) == {"total": 41}
+    Runner.resume(runner.run_dir, tpm).run()
+    assert len(calls(runner.run_dir, "x")) == 1  # unchanged file: up to date
+    brought.write_text('{"total": 50}')
+    Runner.resume(runner.run_dir, tpm).run()
+    assert json.loads((runner.run_dir / "x" / "out.json").read_text()) == {"total": 51}
+
+
+def test_a_missing_input_file_is_a_recipe_error(tpm, tmp_path):
+    from sport_core.errors import RecipeError
+
+    data = chain()
+    data["stages"][0]["inputs"] = {"previous": f"file:{tmp_path / 'nope.json'}"}
+    with pytest.raises(RecipeError, match=r"stages\[0\]\.inputs\.previous: file .*nope\.json does not exist"):
+        validate(data, tpm.registry)
