@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -32,7 +33,6 @@ from pathlib import Path
 
 os.environ.setdefault("SPORT_NO_PROGRESS", "1")
 
-import numpy as np
 import torch
 
 from sport_core.plugins import load_plugin_manager
@@ -57,7 +57,7 @@ VARIANTS = {
 def ours_steps_per_s(pm, env: dict, warmup: int, steps: int, variant: dict, out: Path) -> float:
     """The ``sac`` stage's own steps/s over the ``steps`` env steps that follow ``warmup`` random ones."""
     config = {"total_steps": warmup + steps, "learning_starts": warmup, "batch_size": 512, "buffer_size": 100_000,
-              "log_every": warmup if steps % warmup == 0 else np.gcd(warmup, steps), "checkpoint_every": 10**9,
+              "log_every": math.gcd(warmup, steps), "checkpoint_every": 10**9,
               **variant}
     data = {"run": {"name": "bench-sac", "seed": 0}, "env": env, "executor": {"kind": "inline"},
             "loggers": [{"kind": "jsonl"}], "stages": [{"name": "sac", "trainer": "sac", "config": config}]}
