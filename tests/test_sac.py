@@ -18,7 +18,7 @@ from sport_sac.fused import FusedUpdate
 from sport_sac.kernels import onednn_available
 from sport_sac.learner import LearnerParams, SACLearner
 
-from sport_core.errors import ArtifactError, RecipeError
+from sport_core.errors import ArtifactError, RecipeError, SportError
 from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.weights import ModelCard, load_policy, save_policy
@@ -263,7 +263,7 @@ def test_bad_config_is_a_one_line_error(registry):
 
 def test_curriculum_key_must_exist_in_the_env(pm, tmp_path):
     recipe = pointmass_recipe(pm.registry, {"total_steps": 50, "learning_starts": 10, "curriculum": ["A", "B"]})
-    with pytest.raises(Exception, match="curriculum_key 'id' is not a config key of this env"):
+    with pytest.raises(SportError, match="curriculum_key 'id' is not a config key of this env"):
         Runner.create(recipe, pm, tmp_path).run()
 
 

@@ -23,7 +23,7 @@ def onednn_available() -> bool:
     try:
         a, b = torch.ones(2, 3), torch.ones(4, 3)
         return bool(torch.equal(op(a, b, None, "none", [None], ""), torch.full((2, 4), 3.0)))
-    except (RuntimeError, NotImplementedError):
+    except Exception:  # a private op: any change of its signature or build means "not available"
         return False
 
 

@@ -13,8 +13,9 @@ One call of :meth:`SACLearner.update` on a batch (s, a, r, s', d, importance wei
 3. **Targets.** Q̄ ← (1 − τ) Q̄ + τ Q.
 
 Two engines compute exactly this: ``autograd`` (plain PyTorch autograd, the readable definition) and
-``fused`` (:mod:`sport_sac.fused`: hand-derived gradients in preallocated buffers, the twin critics as
-batched matmuls, no wasted weight gradients; ≈1.5–2× faster on a CPU core). They agree to float32 rounding.
+``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls; on
+one core of the 2-core AMD EPYC dev machine an update at batch 512 takes ≈ 8 ms against ≈ 16 ms for
+``autograd`` and ≈ 20 ms for Stable-Baselines3, see ``benchmarks/sac.py``). They agree to float32 rounding.
 All noise comes from one ``torch.Generator`` in a fixed order, so a run is reproducible and resumable.
 """
 

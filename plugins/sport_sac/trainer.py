@@ -207,9 +207,10 @@ class SACTrainer:
         probe = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
         env = self._level_maker(ctx, probe).make()  # every level has the same spaces
         obs_dim, act_dim, scale, bias = self._spaces(ctx, env)
-        torch.manual_seed(seeds.init)
-        actor, pconf = self._build_policy(ctx, obs_dim, act_dim, scale, bias)
-        state = self._state(ctx, actor, obs_dim, act_dim, seeds)
+        with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
+            torch.manual_seed(seeds.init)
+            actor, pconf = self._build_policy(ctx, obs_dim, act_dim, scale, bias)
+            state = self._state(ctx, actor, obs_dim, act_dim, seeds)
         folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
         if folder is not None:
             state.restore(folder)
