@@ -121,8 +121,20 @@ def bench_store(n: int, directory: Path) -> dict:
             append_s += time.perf_counter() - t0
             t0 = time.perf_counter()
             for r in records:  # as the rollout evaluator wrote them: one flushed JSON line each
-                fh.write(json.dumps({"index": r.index, "seed": r.seed, "outcome": r.outcome, "goal_step": r.goal_step,
-                                     "violation_step": r.violation_step, "length": r.length, "ret": r.ret}) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "index": r.index,
+                            "seed": r.seed,
+                            "outcome": r.outcome,
+                            "goal_step": r.goal_step,
+                            "violation_step": r.violation_step,
+                            "length": r.length,
+                            "ret": r.ret,
+                        }
+                    )
+                    + "\n"
+                )
                 fh.flush()
             jsonl_s += time.perf_counter() - t0
     t0 = time.perf_counter()

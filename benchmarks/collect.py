@@ -25,11 +25,11 @@ import statistics
 import time
 
 import numpy as np
+
 import sport_safety_gym as sgm
+from sport_core.collect import collect
 from sport_executors.executors import ProcessConfig, ProcessExecutor
 from sport_safety_gym.scripted import LidarGoalSeeker
-
-from sport_core.collect import collect
 
 ENV_ID = "SafetyPointReachAvoidLowFreqCurriculum5-v0"
 PAPER_EPISODES = 10_001
@@ -63,9 +63,15 @@ def bench_single_env(steps: int) -> dict:
     env_id = "SafetyPointReachAvoidLowFreqResetGoalCurriculum5-v0"
     fast = steps_per_second(sgm.make(env_id, layout="paper"), steps)
     stock = steps_per_second(sgm.make(env_id, layout="paper", fast_step=False), steps)
-    return {"benchmark": "single_env", "env": env_id, "env_steps_per_s": fast, "stock_step_env_steps_per_s": stock,
-            "speedup": fast / stock, "steps_timed": steps,
-            "note": "5 Hz: 100 physics steps of 0.002 s per env step; resets excluded"}
+    return {
+        "benchmark": "single_env",
+        "env": env_id,
+        "env_steps_per_s": fast,
+        "stock_step_env_steps_per_s": stock,
+        "speedup": fast / stock,
+        "steps_timed": steps,
+        "note": "5 Hz: 100 physics steps of 0.002 s per env step; resets excluded",
+    }
 
 
 def warm(executor: ProcessExecutor, env_maker: sgm.SafetyGymMaker) -> float:
@@ -146,14 +152,14 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=1000, help="certification episodes with our reset")
     parser.add_argument("--stock-episodes", type=int, default=60, help="certification episodes, stock reset")
     parser.add_argument("--scaling-episodes", type=int, default=600)
-    parser.add_argument("--only", default="single_env,collect_scaling,certification",
-                        help="comma-separated measurements to run")
+    parser.add_argument(
+        "--only", default="single_env,collect_scaling,certification", help="comma-separated measurements to run"
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     if args.quick:
         args.episodes, args.stock_episodes, args.scaling_episodes = 100, 6, 100
-    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}),
-          flush=True)
+    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}), flush=True)
     if "single_env" in only:
         print(json.dumps(bench_single_env(2000 if args.quick else 20_000)), flush=True)
     if "collect_scaling" in only:

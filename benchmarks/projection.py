@@ -30,6 +30,7 @@ import warnings
 
 import numpy as np
 import torch
+
 from sport_projection import max_log_ratio, project
 from sport_projection.cvxpy_reference import CvxpyGaussianProjection, gaussian_kl
 

@@ -24,6 +24,7 @@ import os
 import time
 
 import numpy as np
+
 import sport_safety_gym as sgm
 
 ENV_ID = "SafetyPointReachAvoidLowFreqCurriculum5-v0"
@@ -105,8 +106,7 @@ def main() -> None:
     parser.add_argument("--fast-n", type=int, default=2000, help="fast resets / episodes to time")
     args = parser.parse_args()
     stock_n, fast_n = (2, 100) if args.quick else (args.stock_n, args.fast_n)
-    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}),
-          flush=True)
+    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}), flush=True)
     for layout in ("random", "paper"):
         print(json.dumps(bench_reset(layout, stock_n, fast_n)), flush=True)
     print(json.dumps(bench_episodes(stock_n, fast_n)), flush=True)

@@ -40,33 +40,57 @@ from sport_core.recipe import validate
 from sport_core.runner import Runner
 
 ENVS = {
-    "safety-gym": {"kind": "safety-gym", "id": "SafetyPointReachAvoidLowFreqCurriculum5-v0", "dense_reward": False,
-                   "goal_reward": 1.0, "violation_reward": -0.25, "fast_reset": True},
+    "safety-gym": {
+        "kind": "safety-gym",
+        "id": "SafetyPointReachAvoidLowFreqCurriculum5-v0",
+        "dense_reward": False,
+        "goal_reward": 1.0,
+        "violation_reward": -0.25,
+        "fast_reset": True,
+    },
     "pointmass": {"kind": "pointmass"},
 }
 VARIANTS = {
     "fused, uniform replay, actor every step (SB3's schedule)": {"prioritized_replay": False, "policy_delay": 1},
     "fused, prioritized replay, policy_delay 2 (the paper's)": {"prioritized_replay": True, "policy_delay": 2},
-    "fused on the BLAS backend, uniform, actor every step": {"prioritized_replay": False, "policy_delay": 1,
-                                                             "matmul": "blas"},
-    "autograd engine, uniform, actor every step": {"prioritized_replay": False, "policy_delay": 1,
-                                                  "engine": "autograd"},
+    "fused on the BLAS backend, uniform, actor every step": {
+        "prioritized_replay": False,
+        "policy_delay": 1,
+        "matmul": "blas",
+    },
+    "autograd engine, uniform, actor every step": {
+        "prioritized_replay": False,
+        "policy_delay": 1,
+        "engine": "autograd",
+    },
 }
 
 
 def ours_steps_per_s(pm, env: dict, warmup: int, steps: int, variant: dict, out: Path) -> float:
     """The ``sac`` stage's own steps/s over the ``steps`` env steps that follow ``warmup`` random ones."""
-    config = {"total_steps": warmup + steps, "learning_starts": warmup, "batch_size": 512, "buffer_size": 100_000,
-              "log_every": math.gcd(warmup, steps), "checkpoint_every": 10**9,
-              **variant}
-    data = {"run": {"name": "bench-sac", "seed": 0}, "env": env, "executor": {"kind": "inline"},
-            "loggers": [{"kind": "jsonl"}], "stages": [{"name": "sac", "trainer": "sac", "config": config}]}
+    config = {
+        "total_steps": warmup + steps,
+        "learning_starts": warmup,
+        "batch_size": 512,
+        "buffer_size": 100_000,
+        "log_every": math.gcd(warmup, steps),
+        "checkpoint_every": 10**9,
+        **variant,
+    }
+    data = {
+        "run": {"name": "bench-sac", "seed": 0},
+        "env": env,
+        "executor": {"kind": "inline"},
+        "loggers": [{"kind": "jsonl"}],
+        "stages": [{"name": "sac", "trainer": "sac", "config": config}],
+    }
     runner = Runner.create(validate(data, pm.registry), pm, out)
     runner.run()
     records = [json.loads(line) for line in (runner.run_dir / "metrics.jsonl").read_text().splitlines()]
     window = config["log_every"]
-    timed = [r["scalars"]["perf/steps_per_s"] for r in records
-             if r["step"] > warmup and "perf/steps_per_s" in r["scalars"]]
+    timed = [
+        r["scalars"]["perf/steps_per_s"] for r in records if r["step"] > warmup and "perf/steps_per_s" in r["scalars"]
+    ]
     # each window has `window` steps; the harmonic mean of equal-length windows is the overall rate
     return len(timed) / sum(1.0 / s for s in timed) if timed and window else float("nan")
 
@@ -75,9 +99,22 @@ def sb3_model(make_env, warmup: int, total: int):
     from stable_baselines3 import SAC
 
     return SAC(
-        "MlpPolicy", make_env(), learning_rate=3e-4, buffer_size=100_000, learning_starts=warmup, batch_size=512,
-        tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, ent_coef="auto_0.1", target_entropy=0.0,
-        policy_kwargs={"net_arch": [256, 256]}, device="cpu", seed=0, verbose=0,
+        "MlpPolicy",
+        make_env(),
+        learning_rate=3e-4,
+        buffer_size=100_000,
+        learning_starts=warmup,
+        batch_size=512,
+        tau=0.005,
+        gamma=0.99,
+        train_freq=1,
+        gradient_steps=1,
+        ent_coef="auto_0.1",
+        target_entropy=0.0,
+        policy_kwargs={"net_arch": [256, 256]},
+        device="cpu",
+        seed=0,
+        verbose=0,
     )
 
 
@@ -110,15 +147,27 @@ def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
     env = env_maker.make()
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     g = torch.Generator().manual_seed(0)
-    batch = (torch.randn(512, obs_dim, generator=g), torch.rand(512, act_dim, generator=g) * 2 - 1,
-             torch.randn(512, generator=g), torch.randn(512, obs_dim, generator=g), torch.zeros(512), None)
+    batch = (
+        torch.randn(512, obs_dim, generator=g),
+        torch.rand(512, act_dim, generator=g) * 2 - 1,
+        torch.randn(512, generator=g),
+        torch.randn(512, obs_dim, generator=g),
+        torch.zeros(512),
+        None,
+    )
     policy = pm.registry.get("policy", "gaussian-mlp")
 
     def ours(engine: str, matmul: str) -> float:
         torch.manual_seed(0)
         actor = policy.build()(obs_dim, act_dim, (1.0,) * act_dim, (0.0,) * act_dim)
-        learner = SACLearner(actor, TwinCritic(obs_dim, act_dim), LearnerParams(policy_delay=1),
-                             torch.Generator().manual_seed(1), engine, matmul)
+        learner = SACLearner(
+            actor,
+            TwinCritic(obs_dim, act_dim),
+            LearnerParams(policy_delay=1),
+            torch.Generator().manual_seed(1),
+            engine,
+            matmul,
+        )
         for _ in range(10):
             learner.update(*batch)
         t = time.perf_counter()
@@ -139,9 +188,17 @@ def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
     engines += [("fused", "blas"), ("autograd", "auto")]
     for engine, matmul in engines:
         a, b = ours(engine, matmul), sb3()
-        rows.append({"benchmark": "sac", "measure": "update_ms", "batch": 512, "ours": round(a, 2),
-                     "ours_variant": f"{engine} engine" + (f", {matmul} matmul" if engine == "fused" else ""),
-                     "sb3": round(b, 2), "speedup": round(b / a, 2)})
+        rows.append(
+            {
+                "benchmark": "sac",
+                "measure": "update_ms",
+                "batch": 512,
+                "ours": round(a, 2),
+                "ours_variant": f"{engine} engine" + (f", {matmul} matmul" if engine == "fused" else ""),
+                "sb3": round(b, 2),
+                "speedup": round(b / a, 2),
+            }
+        )
     return rows
 
 
@@ -156,8 +213,9 @@ def main() -> None:
     torch.set_num_threads(1)
     pm = load_plugin_manager()
     env_table = ENVS[args.env]
-    env_ref = validate({"run": {"name": "x"}, "env": env_table, "stages": [{"name": "r", "evaluator": "rollout"}]},
-                       pm.registry).env
+    env_ref = validate(
+        {"run": {"name": "x"}, "env": env_table, "stages": [{"name": "r", "evaluator": "rollout"}]}, pm.registry
+    ).env
     env_maker = env_ref.build(pm.registry)
     variants = dict(list(VARIANTS.items())[:1]) if args.quick else VARIANTS
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,11 +224,24 @@ def main() -> None:
             ours = ours_steps_per_s(pm, env_table, args.warmup, args.steps, variant, Path(tmp))
             baseline, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
             sb3_rate = max(sb3_rate, baseline)  # the faster SB3 run so far: a conservative speed-up
-            print(json.dumps({
-                "benchmark": "sac", "measure": "env_steps_per_s", "env": env_maker.env_id, "batch": 512,
-                "hidden": [256, 256], "timed_steps": args.steps, "ours_variant": name, "ours": round(ours, 1),
-                "sb3": round(sb3_rate, 1), "speedup": round(ours / sb3_rate, 2), "torch_threads": 1,
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "benchmark": "sac",
+                        "measure": "env_steps_per_s",
+                        "env": env_maker.env_id,
+                        "batch": 512,
+                        "hidden": [256, 256],
+                        "timed_steps": args.steps,
+                        "ours_variant": name,
+                        "ours": round(ours, 1),
+                        "sb3": round(sb3_rate, 1),
+                        "speedup": round(ours / sb3_rate, 2),
+                        "torch_threads": 1,
+                    }
+                ),
+                flush=True,
+            )
         for row in update_ms(pm, env_maker, args.update_repeats, model):
             print(json.dumps(row), flush=True)
 

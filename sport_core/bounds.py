@@ -71,8 +71,9 @@ def epsilon_lower(k: Any, n: Any, beta: Any) -> np.ndarray:
     k_arr, n_arr, beta_arr = (np.broadcast_to(np.asarray(a), shape) for a in (k, n, beta))
     out = np.zeros(shape, dtype=np.float64)
     some = k_arr > 0
-    out[some] = betaincinv(k_arr[some].astype(np.float64), (n_arr - k_arr + 1)[some].astype(np.float64),
-                           beta_arr[some].astype(np.float64))
+    out[some] = betaincinv(
+        k_arr[some].astype(np.float64), (n_arr - k_arr + 1)[some].astype(np.float64), beta_arr[some].astype(np.float64)
+    )
     return out
 
 
@@ -212,16 +213,18 @@ def scenario_certificate(
         t_star, alpha_star = optimal_horizon(eps, np.array(bound_list))
         for b, t, a in zip(bound_list, np.atleast_1d(t_star), np.atleast_1d(alpha_star), strict=True):
             e = float(eps[t - 1])
-            rows.append({
-                "bound": b,
-                "T_star": int(t),
-                "alpha_star": float(a),
-                "log_alpha_star": float(np.log(a)),
-                "epsilon_at_T_star": e,
-                "failures_at_T_star": int(failures[t - 1]),
-                # By construction α*^T*·ε(T*) = B when α* > 1; with α* = 1 the base alone may miss B.
-                "feasible": bool(np.log(e) + int(t) * np.log(a) <= np.log(b) + 1e-12),
-            })
+            rows.append(
+                {
+                    "bound": b,
+                    "T_star": int(t),
+                    "alpha_star": float(a),
+                    "log_alpha_star": float(np.log(a)),
+                    "epsilon_at_T_star": e,
+                    "failures_at_T_star": int(failures[t - 1]),
+                    # By construction α*^T*·ε(T*) = B when α* > 1; with α* = 1 the base alone may miss B.
+                    "feasible": bool(np.log(e) + int(t) * np.log(a) <= np.log(b) + 1e-12),
+                }
+            )
     return {
         "beta": float(beta),
         "confidence": 1.0 - float(beta),

@@ -46,26 +46,30 @@ VERSION = 1
 HEADER_SIZE = 64
 RECORD_SIZE = 32
 
-HEADER_DTYPE = np.dtype([
-    ("magic", "S8"),
-    ("version", "<u2"),
-    ("record_size", "<u2"),
-    ("header_size", "<u4"),
-    ("seed", "<u8"),
-    ("context", "u1", (32,)),
-    ("reserved", "<u4"),
-    ("crc", "<u4"),
-])
-RECORD_DTYPE = np.dtype([
-    ("index", "<u4"),
-    ("goal_step", "<i4"),
-    ("violation_step", "<i4"),
-    ("length", "<i4"),
-    ("ret", "<f8"),
-    ("outcome", "u1"),
-    ("reserved", "u1", (3,)),
-    ("crc", "<u4"),
-])
+HEADER_DTYPE = np.dtype(
+    [
+        ("magic", "S8"),
+        ("version", "<u2"),
+        ("record_size", "<u2"),
+        ("header_size", "<u4"),
+        ("seed", "<u8"),
+        ("context", "u1", (32,)),
+        ("reserved", "<u4"),
+        ("crc", "<u4"),
+    ]
+)
+RECORD_DTYPE = np.dtype(
+    [
+        ("index", "<u4"),
+        ("goal_step", "<i4"),
+        ("violation_step", "<i4"),
+        ("length", "<i4"),
+        ("ret", "<f8"),
+        ("outcome", "u1"),
+        ("reserved", "u1", (3,)),
+        ("crc", "<u4"),
+    ]
+)
 assert HEADER_DTYPE.itemsize == HEADER_SIZE and RECORD_DTYPE.itemsize == RECORD_SIZE
 
 _RECORD_BODY = struct.Struct("<IiiidB3x")  # the first 28 bytes of a record, i.e. everything but its CRC
@@ -149,8 +153,10 @@ def _parse_header(raw: bytes, path: Path) -> StoreHeader:
     if zlib.crc32(raw[:60]) != int(head["crc"]):
         raise ArtifactError(f"{path}: the episode store's header is corrupt (CRC mismatch)")
     if int(head["version"]) != VERSION:
-        raise ArtifactError(f"{path}: episode store format version {int(head['version'])} is not supported "
-                            f"(this sport reads version {VERSION})")
+        raise ArtifactError(
+            f"{path}: episode store format version {int(head['version'])} is not supported "
+            f"(this sport reads version {VERSION})"
+        )
     if int(head["record_size"]) != RECORD_SIZE or int(head["header_size"]) != HEADER_SIZE:
         raise ArtifactError(f"{path}: the episode store's header gives unexpected sizes (corrupt file)")
     return StoreHeader(VERSION, int(head["seed"]), bytes(head["context"]).hex())

@@ -304,11 +304,23 @@ class Runner:
                 run_dir=self.run_dir, stage=stage.name, status="skipped", outputs=self.outputs_of(stage.name, manifest)
             )
             return
-        resumed = entry.get("status") in ("running", "interrupted", "failed") and entry.get("input_hash") == digest
+        unfinished = entry.get("status") in ("running", "interrupted", "failed")
+        resumed = unfinished and entry.get("input_hash") == digest
+        checkpoint_dir = stage_dir / "checkpoints"
+        if unfinished and not resumed and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
+            # Checkpoints of an attempt with other inputs (config, env, upstream outputs, or a config class
+            # that gained a field) must not be resumed from; they are set aside, not deleted.
+            stale = stage_dir / f"checkpoints.stale-{entry.get('attempts', 0)}"
+            checkpoint_dir.rename(stale)
+            log.warning(
+                "stage %s: its inputs changed since the interrupted attempt, so it starts over "
+                "(old checkpoints moved to %s)",
+                stage.name,
+                stale,
+            )
         entry.update(status="running", input_hash=digest, started=_now(), attempts=entry.get("attempts", 0) + 1)
         entry.pop("outputs", None)
         self._write_manifest(manifest)
-        checkpoint_dir = stage_dir / "checkpoints"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         env_ref = self.recipe.env_for(stage)
         inputs, refs = {}, {}

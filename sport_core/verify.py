@@ -52,8 +52,22 @@ FAILURE_DEFINITION = (
     "an episode fails by horizon T unless it reached the goal at a step <= T with no hazard violation at or "
     "before that step (a goal and a violation in the same step count as a failure)"
 )
-_REQUIRED = ("format", "method", "seed", "env", "scenario", "base_policy", "episode_store", "episodes", "beta",
-             "bonferroni", "t_max", "failures", "epsilon", "bounds")
+_REQUIRED = (
+    "format",
+    "method",
+    "seed",
+    "env",
+    "scenario",
+    "base_policy",
+    "episode_store",
+    "episodes",
+    "beta",
+    "bonferroni",
+    "t_max",
+    "failures",
+    "epsilon",
+    "bounds",
+)
 
 
 class VerificationError(ArtifactError):
@@ -106,7 +120,7 @@ def describe_store(path: str | os.PathLike, cert_dir: Path) -> dict[str, Any]:
         "sha256": sha256_file(p),
         "bytes": p.stat().st_size,
         "format": f"SPORTEPS v{VERSION}: {HEADER_SIZE}-byte header, {RECORD_SIZE}-byte records "
-                  "(sport_core.episodes.RECORD_DTYPE)",
+        "(sport_core.episodes.RECORD_DTYPE)",
     }
 
 
@@ -133,8 +147,12 @@ def now_utc() -> str:
 
 def guarantee_text(simultaneous: bool) -> str:
     """The certificate's statement in words (``simultaneous``: the Bonferroni variant)."""
-    horizons = ("for all horizons T <= t_max at once (each bound at beta / t_max: a union bound, so T may be "
-                "chosen after seeing the data)" if simultaneous else "for each horizon T fixed in advance")
+    horizons = (
+        "for all horizons T <= t_max at once (each bound at beta / t_max: a union bound, so T may be "
+        "chosen after seeing the data)"
+        if simultaneous
+        else "for each horizon T fixed in advance"
+    )
     return (
         f"With confidence at least 1 - beta over the N base-policy episodes, {horizons}, the base policy fails by "
         "T with probability at most epsilon[T-1] on the scenario distribution stated in 'scenario'; every policy "
@@ -154,7 +172,7 @@ def policy_input(ctx: Any, role: str = "policy") -> Path:
 
 def read_certificate(path: str | os.PathLike) -> dict[str, Any]:
     """Read a certificate, refusing a missing, corrupt or foreign file (:class:`ArtifactError`)."""
-    data = read_json(path, what="certificate", made_by="a certifier stage (e.g. certifier = \"scenario\")")
+    data = read_json(path, what="certificate", made_by='a certifier stage (e.g. certifier = "scenario")')
     if not isinstance(data, dict) or data.get("format") != CERTIFICATE_FORMAT:
         raise ArtifactError(f"{path} is not a {CERTIFICATE_FORMAT} certificate (foreign or corrupt file)")
     missing = [k for k in _REQUIRED if k not in data]
@@ -176,8 +194,10 @@ def _check_types(cert: dict[str, Any], path: Path) -> None:
     checks = {
         "seed": is_int(cert["seed"]) and cert["seed"] >= 0,
         "episodes": is_int(cert["episodes"]) and cert["episodes"] >= 1,
-        "t_max": is_int(cert["t_max"]) and cert["t_max"] >= 1
-        and isinstance(cert["failures"], list) and len(cert["failures"]) == cert["t_max"],
+        "t_max": is_int(cert["t_max"])
+        and cert["t_max"] >= 1
+        and isinstance(cert["failures"], list)
+        and len(cert["failures"]) == cert["t_max"],
         "beta": is_num(cert["beta"]) and 0 < cert["beta"] < 1,
         "bonferroni": isinstance(cert["bonferroni"], bool),
         "failures": isinstance(cert["failures"], list),
@@ -327,12 +347,14 @@ def verify_certificate(
     # 2. the store itself
     episodes = read_episodes(store_path, strict=True)
     if episodes.header.seed != cert["seed"]:
-        raise mismatch(f"seed: certificate says {cert['seed']}, the episode store was collected with "
-                       f"{episodes.header.seed}")
+        raise mismatch(
+            f"seed: certificate says {cert['seed']}, the episode store was collected with {episodes.header.seed}"
+        )
     context = store_context(policy_entry["weights_sha256"], cert["env"].get("config", {}), cert["seed"])
     if episodes.header.context != context_digest(context).hex():
-        raise mismatch("episode_store: its episodes were not collected from this policy, env and seed "
-                       "(header context differs)")
+        raise mismatch(
+            "episode_store: its episodes were not collected from this policy, env and seed (header context differs)"
+        )
     n = len(episodes)
     if n != cert["episodes"]:
         raise mismatch(f"episodes: certificate says {cert['episodes']}, the store holds {n}")
@@ -341,8 +363,9 @@ def verify_certificate(
         first = int(np.flatnonzero(episodes.indices != expected)[0])
         raise mismatch(f"episode_store: episode {first} is missing (the store must hold episodes 0..{n - 1})")
     recs = episodes.records
-    for i, (o, g, v) in enumerate(zip(recs["outcome"].tolist(), recs["goal_step"].tolist(),
-                                      recs["violation_step"].tolist(), strict=True)):
+    for i, (o, g, v) in enumerate(
+        zip(recs["outcome"].tolist(), recs["goal_step"].tolist(), recs["violation_step"].tolist(), strict=True)
+    ):
         if OUTCOMES[o] != outcome_of(g, v):
             raise mismatch(f"episode {i}: outcome {OUTCOMES[o]!r} contradicts goal step {g}, violation step {v}")
 
@@ -393,8 +416,10 @@ def _replay(cert: dict, weights: Path, episodes: Any, count: int, registry: Any,
             was = to_episode_records(episodes.records[i : i + 1], episodes.header.seed)[0]  # sorted: row i is episode i
             for field in ("outcome", "goal_step", "violation_step", "length"):
                 if getattr(again, field) != getattr(was, field):
-                    raise mismatch(f"episode {i}: replay gives {field} {getattr(again, field)!r}, the store has "
-                                   f"{getattr(was, field)!r} (the store does not come from these weights and env)")
+                    raise mismatch(
+                        f"episode {i}: replay gives {field} {getattr(again, field)!r}, the store has "
+                        f"{getattr(was, field)!r} (the store does not come from these weights and env)"
+                    )
             if not math.isclose(again.ret, was.ret, rel_tol=1e-6, abs_tol=1e-9):
                 raise mismatch(f"episode {i}: replay gives return {again.ret!r}, the store has {was.ret!r}")
     finally:
@@ -460,18 +485,20 @@ def evaluate_policy_records(
             raise ValueError(f"the ratio bound alpha must be at least 1, got {alpha}")
         prior = float(np.exp(min(0.0, T * math.log(alpha) + math.log(eps_T))))  # min(1, α^T ε(T))
         lower = float(epsilon_lower(k_t, n_t, beta))
-        rows.append({
-            "alpha": float(alpha),
-            "episodes": n_t,
-            "failures": k_t,
-            "failure_rate": k_t / n_t,
-            "cp_upper": float(epsilon_upper(k_t, n_t, beta)),
-            "cp_lower": lower,
-            "prior_bound": prior,
-            "contradicts_prior": lower > prior,
-            "success_length_mean": float(lengths.mean()) if lengths.size else None,
-            "success_length_std": float(lengths.std()) if lengths.size else None,
-        })
+        rows.append(
+            {
+                "alpha": float(alpha),
+                "episodes": n_t,
+                "failures": k_t,
+                "failure_rate": k_t / n_t,
+                "cp_upper": float(epsilon_upper(k_t, n_t, beta)),
+                "cp_lower": lower,
+                "prior_bound": prior,
+                "contradicts_prior": lower > prior,
+                "success_length_mean": float(lengths.mean()) if lengths.size else None,
+                "success_length_std": float(lengths.std()) if lengths.size else None,
+            }
+        )
     return {
         "format": EVALUATION_FORMAT,
         "horizon": T,
@@ -512,8 +539,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         reachable.append(f"B={', '.join(unreachable)}: not reachable (epsilon > B at every T)")
     extra = f", {summary['replayed']} episodes replayed" if summary["replayed"] else ""
     extra += "" if summary["env_checked"] else ", env description not checked (its plugin is not installed)"
-    print(f"{summary['certificate']}: OK ({summary['method']}, {summary['episodes']} episodes{extra}; "
-          f"{'; '.join(reachable)})")
+    print(
+        f"{summary['certificate']}: OK ({summary['method']}, {summary['episodes']} episodes{extra}; "
+        f"{'; '.join(reachable)})"
+    )
     return 0
 
 
@@ -523,12 +552,17 @@ def add_verify_command(sub: argparse._SubParsersAction) -> None:
         "verify",
         help="re-check a certificate against its episodes and weights",
         description="Recompute every number of a certificate from its episode store and check the hashes of the "
-                    "store and the base policy's weights. Exit status 0: all match; 1: a mismatch (named); "
-                    "2: a missing, corrupt or foreign file.",
+        "store and the base policy's weights. Exit status 0: all match; 1: a mismatch (named); "
+        "2: a missing, corrupt or foreign file.",
     )
     p.add_argument("certificate", help="certificate.json")
     p.add_argument("--store", help="the episode store, if it moved (default: the path in the certificate)")
     p.add_argument("--policy", help="the base policy's weights, if they moved (default: the path in the certificate)")
-    p.add_argument("--replay", type=int, default=0, metavar="K",
-                   help="also re-simulate K episodes and compare them with the store (needs the env's plugin)")
+    p.add_argument(
+        "--replay",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also re-simulate K episodes and compare them with the store (needs the env's plugin)",
+    )
     p.set_defaults(func=_cmd_verify)

@@ -128,8 +128,14 @@ def test_the_lower_limit_solves_the_upper_tail_equal_to_beta(n, frac, log10_beta
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((-1, 10, 0.1), "0..n"), ((11, 10, 0.1), "0..n"), ((1, 0, 0.1), "at least 1"), ((1, 10, 0.0), "(0, 1)"),
-     ((1, 10, 1.0), "(0, 1)"), ((1.5, 10, 0.1), "integers")],
+    [
+        ((-1, 10, 0.1), "0..n"),
+        ((11, 10, 0.1), "0..n"),
+        ((1, 0, 0.1), "at least 1"),
+        ((1, 10, 0.0), "(0, 1)"),
+        ((1, 10, 1.0), "(0, 1)"),
+        ((1.5, 10, 0.1), "integers"),
+    ],
 )
 def test_bad_counts_and_levels_are_refused(args, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -172,8 +178,10 @@ def test_a_goal_and_a_violation_in_the_same_step_is_a_failure_at_every_horizon()
 
 def test_failures_by_horizon_reads_arrays_with_codes_or_names_alike():
     records = _random_records(np.random.default_rng(2), 200, 20)
-    codes = {"outcome": np.array([OUTCOMES.index(r.outcome) for r in records], np.uint8),
-             "goal_step": np.array([r.goal_step for r in records])}
+    codes = {
+        "outcome": np.array([OUTCOMES.index(r.outcome) for r in records], np.uint8),
+        "goal_step": np.array([r.goal_step for r in records]),
+    }
     names = {"outcome": np.array([r.outcome for r in records]), "goal_step": codes["goal_step"]}
     expected = failures_by_horizon(records, 25)
     np.testing.assert_array_equal(failures_by_horizon(codes, 25), expected)

@@ -17,8 +17,6 @@ import attrs
 import numpy as np
 import pytest
 import torch
-from sport_pointmass import PointMassConfig, PointMassMaker
-from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
 
 from sport_core import Component, hookimpl
 from sport_core.actors import PolicyActor
@@ -33,6 +31,8 @@ from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.verify import CERTIFICATE_FORMAT, evaluate_policy_records
 from sport_core.weights import ModelCard, load_policy, save_policy
+from sport_pointmass import PointMassConfig, PointMassMaker
+from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
 
 PAPER_BOUNDS = [1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.025]
 FIXED_ENV = {"kind": "pointmass", "layout_seed": 8, "max_steps": 25}
@@ -100,8 +100,12 @@ def recipe(certifier: str = "scenario", env: dict | None = None, stages: list | 
         "loggers": [],
         "stages": [
             {"name": "base", "evaluator": "hand-policy"},
-            {"name": "certify", "certifier": certifier, "inputs": {"policy": "base"},
-             "config": {"episodes": 200, **config}},
+            {
+                "name": "certify",
+                "certifier": certifier,
+                "inputs": {"policy": "base"},
+                "config": {"episodes": 200, **config},
+            },
             *(stages or []),
         ],
     }
@@ -185,8 +189,13 @@ def test_the_bonferroni_flag_of_scenario_and_beta_or_confidence(spm, tmp_path):
 
 @pytest.mark.parametrize(
     ("config", "message"),
-    [({"beta": 1e-7, "confidence": 0.99}, "not both"), ({"bounds": [1.5]}, "bounds"),
-     ({"beta": 0.0}, "beta"), ({"episodes": 0}, "episodes"), ({"t_max": 0}, "t_max")],
+    [
+        ({"beta": 1e-7, "confidence": 0.99}, "not both"),
+        ({"bounds": [1.5]}, "bounds"),
+        ({"beta": 0.0}, "beta"),
+        ({"episodes": 0}, "episodes"),
+        ({"t_max": 0}, "t_max"),
+    ],
 )
 def test_bad_certifier_settings_are_recipe_errors(spm, config, message):
     with pytest.raises(RecipeError, match=message):
@@ -236,8 +245,12 @@ def test_a_killed_certification_resumes_at_the_missing_episodes(spm, tmp_path, m
 
 
 def test_certified_eval_compares_a_policy_with_the_prior_bound(spm, tmp_path):
-    evaluate = {"name": "eval", "evaluator": "certified-eval", "inputs": {"certificate": "certify", "policy": "base"},
-                "config": {"alpha": 1.5, "episodes": 120}}
+    evaluate = {
+        "name": "eval",
+        "evaluator": "certified-eval",
+        "inputs": {"certificate": "certify", "policy": "base"},
+        "config": {"alpha": 1.5, "episodes": 120},
+    }
     # The run's env has random layouts; the certifier gets the fixed one, and the evaluation uses the
     # certificate's env whatever its own.
     data = recipe(env={"kind": "pointmass", "max_steps": 25}, stages=[evaluate])
@@ -262,10 +275,15 @@ def test_certified_eval_compares_a_policy_with_the_prior_bound(spm, tmp_path):
 
 
 def test_evaluation_rows_per_alpha_from_any_records():
-    cert = {"beta": 1e-7, "t_max": 30, "epsilon": list(np.linspace(1.0, 0.01, 30)),
-            "bounds": [{"bound": 1.0, "T_star": 20}, {"bound": 0.1, "T_star": 25}]}
+    cert = {
+        "beta": 1e-7,
+        "t_max": 30,
+        "epsilon": list(np.linspace(1.0, 0.01, 30)),
+        "bounds": [{"bound": 1.0, "T_star": 20}, {"bound": 0.1, "T_star": 25}],
+    }
     good = [EpisodeRecord(i, 0, "goal", 10, -1, 10, 1.0) for i in range(99)] + [
-        EpisodeRecord(99, 0, "violation", -1, 4, 4, 0.0)]
+        EpisodeRecord(99, 0, "violation", -1, 4, 4, 0.0)
+    ]
     bad = [EpisodeRecord(i, 0, "violation", -1, 3, 3, 0.0) for i in range(100)]
     out = evaluate_policy_records(cert, {1.0: good, 1.01: bad})
     assert out["horizon"] == 20 and out["bound"] == 1.0

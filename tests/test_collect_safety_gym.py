@@ -14,9 +14,8 @@ import pytest
 
 # No skip when safety-gymnasium is missing: ./install.sh always installs it, so its absence is a failure.
 import sport_safety_gym as sgm
-from sport_safety_gym.scripted import LidarGoalSeeker
-
 from sport_core.collect import collect
+from sport_safety_gym.scripted import LidarGoalSeeker
 
 pytestmark = [pytest.mark.safety, pytest.mark.slow]
 

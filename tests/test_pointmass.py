@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from sport_pointmass.env import PointMassConfig, PointMassEnv, PointMassMaker, sample_layouts, step_batch
 
 

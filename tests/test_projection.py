@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from sport_projection import GaussianKLConfig, GaussianKLProjection, max_log_ratio, project
-from sport_projection.cvxpy_reference import gaussian_kl
-from sport_projection.status import BASE, INVALID, PROJECTED, TASK
 
 from sport_core.config import structure
 from sport_core.errors import RecipeError
 from sport_core.protocols import Projection
+from sport_projection import GaussianKLConfig, GaussianKLProjection, max_log_ratio, project
+from sport_projection.cvxpy_reference import gaussian_kl
+from sport_projection.status import BASE, INVALID, PROJECTED, TASK
 
 BACKENDS = ["numba", "torch"]
 f64 = torch.float64

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from sport_projection import categorical_max_log_ratio, project_categorical
 from sport_projection.status import BASE, INVALID, PROJECTED, TASK
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from sport_projection import max_log_ratio, project
 from sport_projection.cvxpy_reference import CvxpyGaussianProjection, gaussian_kl
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from sport_projection import GaussianKLConfig, GaussianKLProjection, project, project_categorical
 from sport_projection.status import BASE, PROJECTED, TASK
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from sport_projection import max_log_ratio, project
 from sport_projection.cvxpy_reference import gaussian_kl
 

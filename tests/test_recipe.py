@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,17 @@ def test_comments_and_inline_tables_are_fine(registry, tmp_path):
     )
     recipe = load_recipe(path, registry)
     assert recipe.executor.config.workers == 2
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("recipe", sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("recipes/**/*.toml")))
+def test_every_shipped_recipe_is_valid(registry, recipe, tmp_path):
+    overrides = []
+    if recipe == "recipes/certify.toml":  # it certifies a policy brought from elsewhere: name one
+        policy = tmp_path / "policy.safetensors"
+        policy.write_bytes(b"")
+        overrides = [f'stages.certify-base.inputs.policy="file:{policy}"']
+    loaded = load_recipe(ROOT / recipe, registry, overrides)
+    assert loaded.stages

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+
 from sport_sac.replay import PrioritizedReplayBuffer, ReplayBuffer
 from sport_sac.sumtree import SumTree
 

@@ -220,3 +220,19 @@ def test_a_missing_input_file_is_a_recipe_error(tpm, tmp_path):
     data["stages"][0]["inputs"] = {"previous": f"file:{tmp_path / 'nope.json'}"}
     with pytest.raises(RecipeError, match=r"stages\[0\]\.inputs\.previous: file .*nope\.json does not exist"):
         validate(data, tpm.registry)
+
+
+def test_an_interrupted_stage_whose_inputs_changed_starts_over_and_sets_old_checkpoints_aside(tpm, tmp_path):
+    runner = Runner.create(validate(chain(interrupt=True), tpm.registry), tpm, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    assert (runner.run_dir / "b" / "checkpoints" / "interrupted-once").exists()
+    # The resolved recipe is edited (as a config class gaining a field would change it): b's hash changes.
+    resolved = runner.run_dir / "recipe.resolved.toml"
+    resolved.write_text(resolved.read_text().replace("value = 3", "value = 30"))
+    with pytest.raises(KeyboardInterrupt):  # a fresh start of b interrupts once more
+        Runner.resume(runner.run_dir, tpm).run()
+    assert calls(runner.run_dir, "b") == ["resumed=False", "resumed=False"]
+    assert (runner.run_dir / "b" / "checkpoints.stale-1" / "interrupted-once").exists()
+    Runner.resume(runner.run_dir, tpm).run()
+    assert json.loads((runner.run_dir / "c" / "out.json").read_text()) == {"total": 36}

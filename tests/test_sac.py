@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
+
+from sport_core.errors import ArtifactError, RecipeError, SportError
+from sport_core.recipe import validate
+from sport_core.runner import Runner
+from sport_core.weights import ModelCard, load_policy, save_policy
 from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
 from sport_sac.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_sac.critics import TwinCritic
@@ -17,11 +22,6 @@ from sport_sac.curriculum import Curriculum
 from sport_sac.fused import FusedUpdate
 from sport_sac.kernels import onednn_available
 from sport_sac.learner import LearnerParams, SACLearner
-
-from sport_core.errors import ArtifactError, RecipeError, SportError
-from sport_core.recipe import validate
-from sport_core.runner import Runner
-from sport_core.weights import ModelCard, load_policy, save_policy
 
 MATMULS = ["blas", *(["onednn"] if onednn_available() else [])]
 
@@ -35,9 +35,14 @@ def make_learner(engine="autograd", matmul="auto", obs_dim=6, act_dim=2, hidden=
 
 
 def random_batch(g, n=64, obs_dim=6, act_dim=2):
-    return (torch.randn(n, obs_dim, generator=g), torch.rand(n, act_dim, generator=g) * 2 - 1,
-            torch.randn(n, generator=g), torch.randn(n, obs_dim, generator=g),
-            (torch.rand(n, generator=g) < 0.2).float(), torch.rand(n, generator=g) + 0.1)
+    return (
+        torch.randn(n, obs_dim, generator=g),
+        torch.rand(n, act_dim, generator=g) * 2 - 1,
+        torch.randn(n, generator=g),
+        torch.randn(n, obs_dim, generator=g),
+        (torch.rand(n, generator=g) < 0.2).float(),
+        torch.rand(n, generator=g) + 0.1,
+    )
 
 
 # -- the actor's log-density ------------------------------------------------------------------------
@@ -45,6 +50,7 @@ def random_batch(g, n=64, obs_dim=6, act_dim=2):
 
 def numeric_log_density(a, mu, std, scale, bias, h=1e-5):
     """log p(a) of a = tanh(x)·scale + bias, x ~ N(μ, σ²), from finite differences of the exact CDF."""
+
     def cdf(v):
         return stats.norm.cdf((np.arctanh((v - bias) / scale) - mu) / std)
 
@@ -111,8 +117,9 @@ def test_fused_engine_matches_autograd(matmul):
         assert b.actor_loss == pytest.approx(a.actor_loss, rel=1e-4, abs=1e-6)
         np.testing.assert_allclose(b.td_abs, a.td_abs, rtol=1e-4, atol=1e-5)
     for module in ("actor", "critic", "critic_target"):
-        for (name, x), (_, y) in zip(getattr(ref, module).named_parameters(), getattr(fast, module).named_parameters(),
-                                     strict=True):
+        for (name, x), (_, y) in zip(
+            getattr(ref, module).named_parameters(), getattr(fast, module).named_parameters(), strict=True
+        ):
             assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), f"{module}.{name}"
     assert fast.alpha == pytest.approx(ref.alpha, rel=1e-6)
 
@@ -161,8 +168,14 @@ def test_saved_policy_loads_and_acts_identically(tmp_path, registry):
     for i in range(3):
         learner.update(*random_batch(torch.Generator().manual_seed(i)))
     actor = learner.actor
-    card = ModelCard(policy="gaussian-mlp", config={"hidden": [32, 32]}, obs_dim=6, act_dim=2,
-                     action_scale=(0.5, 2.0), action_bias=(0.0, 1.0))
+    card = ModelCard(
+        policy="gaussian-mlp",
+        config={"hidden": [32, 32]},
+        obs_dim=6,
+        act_dim=2,
+        action_scale=(0.5, 2.0),
+        action_bias=(0.0, 1.0),
+    )
     loaded = load_policy(save_policy(tmp_path / "policy", actor, card), registry)
     obs = torch.randn(50, 6)
     for deterministic in (True, False):
@@ -245,10 +258,15 @@ def test_checkpoints_are_published_atomically_and_checked(tmp_path):
 def pointmass_recipe(registry, stage_config, env=None, evaluate=0, name="sac"):
     stages = [{"name": "base", "trainer": "sac", "config": stage_config}]
     if evaluate:
-        stages.append({"name": "eval", "evaluator": "rollout", "inputs": {"policy": "base"},
-                       "config": {"episodes": evaluate}})
-    data = {"run": {"name": name, "seed": 0}, "env": {"kind": "pointmass", **(env or {})},
-            "executor": {"kind": "inline"}, "stages": stages}
+        stages.append(
+            {"name": "eval", "evaluator": "rollout", "inputs": {"policy": "base"}, "config": {"episodes": evaluate}}
+        )
+    data = {
+        "run": {"name": name, "seed": 0},
+        "env": {"kind": "pointmass", **(env or {})},
+        "executor": {"kind": "inline"},
+        "stages": stages,
+    }
     return validate(data, registry)
 
 
@@ -271,8 +289,14 @@ def test_curriculum_key_must_exist_in_the_env(pm, tmp_path):
 def test_sac_learns_the_point_mass(pm, tmp_path):
     """9000 env steps (≈ 20–25 s on one core) reach ≥ 95% successes on random layouts (measured: 99–100% for
     run seeds 0–4; at 6000 steps it was 55–98%, too close to call)."""
-    config = {"total_steps": 9000, "learning_starts": 500, "batch_size": 256, "critic_hidden": [64, 64],
-              "policy_config": {"hidden": [64, 64]}, "log_every": 1000}
+    config = {
+        "total_steps": 9000,
+        "learning_starts": 500,
+        "batch_size": 256,
+        "critic_hidden": [64, 64],
+        "policy_config": {"hidden": [64, 64]},
+        "log_every": 1000,
+    }
     runner = Runner.create(pointmass_recipe(pm.registry, config, evaluate=200), pm, tmp_path)
     assert runner.run() == "completed"
     summary = json.loads((runner.run_dir / "eval" / "summary.json").read_text())
@@ -283,5 +307,3 @@ def test_sac_learns_the_point_mass(pm, tmp_path):
     card = json.loads((runner.run_dir / "base" / "policy.json").read_text())
     assert card["policy"] == "gaussian-mlp" and card["extra"]["steps"] == 9000
     assert math.isfinite(trained[-1]["loss/critic"])
-
-

@@ -10,26 +10,37 @@ from __future__ import annotations
 import json
 
 import pytest
-from sport_pointmass.env import PointMassEnv
 
 from sport_core.artifacts import sha256_file
 from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.weights import load_policy
+from sport_pointmass.env import PointMassEnv
 
 CONFIG = {
-    "total_steps": 900, "learning_starts": 100, "batch_size": 64, "critic_hidden": [32, 32],
-    "policy_config": {"hidden": [32, 32]}, "checkpoint_every": 150, "log_every": 100,
+    "total_steps": 900,
+    "learning_starts": 100,
+    "batch_size": 64,
+    "critic_hidden": [32, 32],
+    "policy_config": {"hidden": [32, 32]},
+    "checkpoint_every": 150,
+    "log_every": 100,
     # two levels (hazard radius 0.2 then 0.3) that switch after 3 episodes, so the resumed run must also
     # rebuild the right env
-    "curriculum_key": "hazard_radius", "curriculum": [0.2, 0.3], "curriculum_threshold": 0.0, "curriculum_window": 3,
+    "curriculum_key": "hazard_radius",
+    "curriculum": [0.2, 0.3],
+    "curriculum_threshold": 0.0,
+    "curriculum_window": 3,
 }
 
 
 def recipe(registry, **overrides):
-    data = {"run": {"name": "resume", "seed": 3}, "env": {"kind": "pointmass", "max_steps": 40},
-            "executor": {"kind": "inline"},
-            "stages": [{"name": "base", "trainer": "sac", "config": {**CONFIG, **overrides}}]}
+    data = {
+        "run": {"name": "resume", "seed": 3},
+        "env": {"kind": "pointmass", "max_steps": 40},
+        "executor": {"kind": "inline"},
+        "stages": [{"name": "base", "trainer": "sac", "config": {**CONFIG, **overrides}}],
+    }
     return validate(data, registry)
 
 
@@ -48,8 +59,11 @@ def crashing_step(at: int):
     return step
 
 
-@pytest.mark.parametrize("overrides", [{}, {"prioritized_replay": False, "curriculum_keep_buffer": False}],
-                         ids=["per", "uniform-reset-buffer"])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"prioritized_replay": False, "curriculum_keep_buffer": False}],
+    ids=["per", "uniform-reset-buffer"],
+)
 def test_resume_after_kill_gives_the_uninterrupted_parameters(pm, tmp_path, monkeypatch, overrides):
     straight = Runner.create(recipe(pm.registry, **overrides), pm, tmp_path / "straight")
     assert straight.run() == "completed"

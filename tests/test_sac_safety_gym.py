@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-# No skip when safety-gymnasium is missing: ./install.sh always installs it, so its absence is a failure.
-from sport_safety_gym.env import ReachAvoidEnv
-
 from sport_core.artifacts import sha256_file
 from sport_core.recipe import validate
 from sport_core.runner import Runner
+
+# No skip when safety-gymnasium is missing: ./install.sh always installs it, so its absence is a failure.
+from sport_safety_gym.env import ReachAvoidEnv
 
 pytestmark = [pytest.mark.safety, pytest.mark.slow]
 
@@ -20,12 +20,24 @@ LEVELS = ["SafetyPointReachAvoidLowFreqCurriculum1-v0", "SafetyPointReachAvoidLo
 
 
 def recipe(registry):
-    config = {"total_steps": 500, "learning_starts": 100, "batch_size": 64, "critic_hidden": [32, 32],
-              "policy_config": {"hidden": [32, 32]}, "checkpoint_every": 100, "log_every": 100,
-              "curriculum": LEVELS, "curriculum_threshold": 0.0, "curriculum_window": 2}
+    config = {
+        "total_steps": 500,
+        "learning_starts": 100,
+        "batch_size": 64,
+        "critic_hidden": [32, 32],
+        "policy_config": {"hidden": [32, 32]},
+        "checkpoint_every": 100,
+        "log_every": 100,
+        "curriculum": LEVELS,
+        "curriculum_threshold": 0.0,
+        "curriculum_window": 2,
+    }
     env = {"kind": "safety-gym", "id": LEVELS[0], "dense_reward": False, "violation_reward": -0.25}
-    data = {"run": {"name": "sac-sg", "seed": 1}, "executor": {"kind": "inline"},
-            "stages": [{"name": "base", "trainer": "sac", "env": env, "config": config}]}
+    data = {
+        "run": {"name": "sac-sg", "seed": 1},
+        "executor": {"kind": "inline"},
+        "stages": [{"name": "base", "trainer": "sac", "env": env, "config": config}],
+    }
     return validate(data, registry)
 
 

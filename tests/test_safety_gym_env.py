@@ -14,11 +14,10 @@ import pytest
 
 # No skip when safety-gymnasium is missing: ./install.sh always installs it, so its absence is a failure.
 import sport_safety_gym as sgm
+from sport_core.protocols import EnvMaker
 from sport_safety_gym.env import legacy_seed
 from sport_safety_gym.levels import env_ids, parse_env_id
 from sport_safety_gym.scripted import LidarGoalSeeker
-
-from sport_core.protocols import EnvMaker
 
 pytestmark = pytest.mark.safety
 

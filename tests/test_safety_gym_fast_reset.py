@@ -31,13 +31,22 @@ def actions_for(seed: int, steps: int = 100) -> np.ndarray:
 def rollout(env, seed: int, actions: np.ndarray) -> dict[str, np.ndarray]:
     """Everything an episode produces, stacked per step (row 0: the reset)."""
     obs, info = env.reset(seed=seed)
-    out = {"obs": [obs], "reward": [0.0], "cost": [info["cost"]], "goal": [info["goal_met"]],
-           "violated": [info["constraint_violated"]], "pos": [info["agent_pos"]]}
+    out = {
+        "obs": [obs],
+        "reward": [0.0],
+        "cost": [info["cost"]],
+        "goal": [info["goal_met"]],
+        "violated": [info["constraint_violated"]],
+        "pos": [info["agent_pos"]],
+    }
     ending = (len(actions), False, False)
     for t, action in enumerate(actions, start=1):
         obs, reward, terminated, truncated, info = env.step(action)
-        for key, value in zip(out, (obs, reward, info["cost"], info["goal_met"], info["constraint_violated"],
-                                    info["agent_pos"]), strict=True):
+        for key, value in zip(
+            out,
+            (obs, reward, info["cost"], info["goal_met"], info["constraint_violated"], info["agent_pos"]),
+            strict=True,
+        ):
             out[key].append(value)
         if terminated or truncated:
             ending = (t, terminated, truncated)
@@ -126,8 +135,9 @@ def test_the_paper_layout_is_bit_identical_to_the_stock_reset(fast):
     assert_identical(expected, rollout(fast, 0, actions), "random env at seed 0")
 
 
-@pytest.mark.parametrize("env_id", ["SafetyPointReachAvoidCurriculum1-v0",
-                                    "SafetyPointReachAvoidLowFreqResetGoalCurriculum5-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["SafetyPointReachAvoidCurriculum1-v0", "SafetyPointReachAvoidLowFreqResetGoalCurriculum5-v0"]
+)
 def test_other_timings_and_modes_are_bit_identical_too(env_id):
     stock_env, fast_env = sgm.make(env_id, fast_reset=False, fast_step=False), sgm.make(env_id)
     rollout(fast_env, 123, actions_for(123, 10))

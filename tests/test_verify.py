@@ -49,8 +49,13 @@ def rewrite_record(store: Path, index: int, **fields) -> None:
     rows = np.fromfile(store, RECORD_DTYPE, offset=HEADER_SIZE)  # in arrival order
     start = HEADER_SIZE + int(np.flatnonzero(rows["index"] == index)[0]) * RECORD_SIZE
     row = bytearray(data[start : start + RECORD_SIZE])
-    fmt = {"goal_step": (4, "<i"), "violation_step": (8, "<i"), "length": (12, "<i"), "ret": (16, "<d"),
-           "outcome": (24, "<B")}
+    fmt = {
+        "goal_step": (4, "<i"),
+        "violation_step": (8, "<i"),
+        "length": (12, "<i"),
+        "ret": (16, "<d"),
+        "outcome": (24, "<B"),
+    }
     for name, value in fields.items():
         off, code = fmt[name]
         row[off : off + struct.calcsize(code)] = struct.pack(code, value)
@@ -160,8 +165,14 @@ def test_moved_files_verify_with_explicit_paths(certificate, tmp_path, capsys):
         shutil.copy(base / name, moved / name)
     code, _, err = verify(moved / "certificate.json", capsys=capsys)
     assert code == 2 and "does not exist" in err
-    code, out, _ = verify(moved / "certificate.json", "--store", str(moved / "store.bin"), "--policy",
-                          str(moved / "policy.safetensors"), capsys=capsys)
+    code, out, _ = verify(
+        moved / "certificate.json",
+        "--store",
+        str(moved / "store.bin"),
+        "--policy",
+        str(moved / "policy.safetensors"),
+        capsys=capsys,
+    )
     assert code == 0 and "OK" in out
 
 

@@ -68,9 +68,7 @@ def project_categorical(
         log_alpha = torch.tensor([log_alpha], dtype=torch.float64, device=logits_b.device)
     grad = differentiable and (logits_b.requires_grad or logits_t.requires_grad or log_alpha.requires_grad)
     with torch.set_grad_enabled(grad):
-        out, status = _solve(
-            logits_b.reshape(-1, n), logits_t.reshape(-1, n), log_alpha, out_dtype, verify_tol
-        )
+        out, status = _solve(logits_b.reshape(-1, n), logits_t.reshape(-1, n), log_alpha, out_dtype, verify_tol)
     if not grad:
         out = out.detach()
     out = out.reshape(logits_b.shape)

@@ -21,8 +21,10 @@ from sport_projection.gaussian import ProjectionInfo, max_log_ratio, project
 def _unpack(params: Any, size: int, what: str) -> tuple:
     if not isinstance(params, (tuple, list)) or len(params) != size:
         names = "(mu, std)" if size == 2 else "(logits,)"
-        raise ValueError(f"{what} must be a tuple {names}, got {type(params).__name__} of length "
-                         f"{len(params) if isinstance(params, (tuple, list)) else '?'}")
+        raise ValueError(
+            f"{what} must be a tuple {names}, got {type(params).__name__} of length "
+            f"{len(params) if isinstance(params, (tuple, list)) else '?'}"
+        )
     return tuple(params)
 
 
@@ -74,8 +76,17 @@ class GaussianKLProjection(_Counted):
         mu_t, std_t = _unpack(task, 2, "task")
         c = self.config
         mu, std, info = project(
-            mu_b, std_b, mu_t, std_t, alpha, backend=c.backend, differentiable=c.differentiable,
-            return_info=True, rtol=c.rtol, max_iter=c.max_iter, verify_tol=c.verify_tol,
+            mu_b,
+            std_b,
+            mu_t,
+            std_t,
+            alpha,
+            backend=c.backend,
+            differentiable=c.differentiable,
+            return_info=True,
+            rtol=c.rtol,
+            max_iter=c.max_iter,
+            verify_tol=c.verify_tol,
         )
         self._count(info)
         return mu, std

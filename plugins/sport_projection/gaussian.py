@@ -281,9 +281,7 @@ def _resolve_backend(backend: str, device: torch.device, out_dtype: torch.dtype)
     cpu_ok = device.type == "cpu" and out_dtype in (torch.float32, torch.float64)
     if backend == "numba":
         if not cpu_ok:
-            raise ValueError(
-                f"project: backend 'numba' needs float32/float64 CPU tensors, got {out_dtype} on {device}"
-            )
+            raise ValueError(f"project: backend 'numba' needs float32/float64 CPU tensors, got {out_dtype} on {device}")
         if not numba_available():
             raise ValueError("project: backend 'numba' needs the numba package; install it or use 'torch'")
         return "numba"

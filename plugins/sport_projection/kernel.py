@@ -310,8 +310,12 @@ def project_rows(mb, sb, mt, st, log_alpha, out_m, out_s, status, lam_out, rtol,
         valid = math.isfinite(L) and L >= 0.0
         for i in range(d):
             if not (
-                math.isfinite(mb[r, i]) and math.isfinite(mt[r, i]) and math.isfinite(sb[r, i])
-                and math.isfinite(st[r, i]) and sb[r, i] > 0.0 and st[r, i] > 0.0
+                math.isfinite(mb[r, i])
+                and math.isfinite(mt[r, i])
+                and math.isfinite(sb[r, i])
+                and math.isfinite(st[r, i])
+                and sb[r, i] > 0.0
+                and st[r, i] > 0.0
             ):
                 valid = False
         if not valid or L == 0.0:
@@ -337,8 +341,11 @@ def project_rows(mb, sb, mt, st, log_alpha, out_m, out_s, status, lam_out, rtol,
                 if dm != 0.0:
                     unbounded = True
                     if st[r, i] > sb[r, i]:
-                        a_inf += 0.5 * abs(dm) * math.sqrt((st[r, i] - sb[r, i]) * (st[r, i] + sb[r, i])) / (
-                            sb[r, i] * st[r, i]
+                        a_inf += (
+                            0.5
+                            * abs(dm)
+                            * math.sqrt((st[r, i] - sb[r, i]) * (st[r, i] + sb[r, i]))
+                            / (sb[r, i] * st[r, i])
                         )
                     else:
                         b_inf += 0.5 * (abs(dm) / sb[r, i]) ** (4.0 / 3.0)

@@ -133,9 +133,7 @@ def _find_lambda(L, Sb, St, D, iSb, lstar, c_fin, a_inf, b_inf, rtol, max_iter):
         newton_ok = (r.abs() <= 0.5 * r_prev.abs()) & inside
         last = newton_ok & (r.abs() <= tol_last)
         grow = torch.where(inside, torch.maximum(x_newton, 4.0 * xl), 4.0 * xl)
-        bisect = torch.where(
-            torch.isinf(xh), grow, torch.where(xh > 4.0 * xl, torch.sqrt(xl * xh), 0.5 * (xl + xh))
-        )
+        bisect = torch.where(torch.isinf(xh), grow, torch.where(xh > 4.0 * xl, torch.sqrt(xl * xh), 0.5 * (xl + xh)))
         move = active & ~converged
         x = torch.where(move, torch.where(newton_ok, x_newton, bisect), x)
         r_prev = torch.where(move, r, r_prev)

@@ -70,8 +70,12 @@ class Curriculum:
         return attrs.evolve(base, **{self.key: self.values[self.level]})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "episodes_at_level": self.episodes_at_level,
-                "recent": [bool(x) for x in self._recent], "values": list(self.values)}
+        return {
+            "level": self.level,
+            "episodes_at_level": self.episodes_at_level,
+            "recent": [bool(x) for x in self._recent],
+            "values": list(self.values),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if list(state["values"]) != list(self.values) or len(state["recent"]) != self.window:

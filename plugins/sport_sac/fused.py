@@ -62,8 +62,10 @@ def supports(actor: nn.Module) -> str | None:
         return f"unsupported activation {activation!r}"
     layers = list(actor.trunk)
     kind = _MODULES[activation]
-    pairs_ok = len(layers) > 0 and len(layers) % 2 == 0 and all(
-        isinstance(layers[i], nn.Linear) and isinstance(layers[i + 1], kind) for i in range(0, len(layers), 2)
+    pairs_ok = (
+        len(layers) > 0
+        and len(layers) % 2 == 0
+        and all(isinstance(layers[i], nn.Linear) and isinstance(layers[i + 1], kind) for i in range(0, len(layers), 2))
     )
     if not pairs_ok:
         return "the policy trunk is not a sequence of (Linear, activation) pairs"
@@ -121,8 +123,17 @@ class FusedUpdate:
         log_jac = (_LOG_2 - x - nn.functional.softplus(-2.0 * x)).mul_(2.0) + self.scale.log()
         logp = (eps.square().mul_(-0.5) - log_std - log_jac).sum(1) - _HALF_LOG_2PI * d
         action = torch.addcmul(self.bias, y, self.scale)
-        return {"obs": obs, "hidden": hidden, "w_heads": w_heads, "t": t, "std": std, "y": y, "eps": eps,
-                "logp": logp, "action": action}
+        return {
+            "obs": obs,
+            "hidden": hidden,
+            "w_heads": w_heads,
+            "t": t,
+            "std": std,
+            "y": y,
+            "eps": eps,
+            "logp": logp,
+            "action": action,
+        }
 
     def _actor_backward(self, f: dict[str, Any], d_action: torch.Tensor, alpha: float) -> None:
         """Write ∂L/∂θ of L = mean(α log π − min Q) into the actor's ``.grad`` (formulas in the module doc)."""

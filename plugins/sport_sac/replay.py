@@ -81,8 +81,12 @@ class ReplayBuffer:
         out = self._out.get(b)
         if out is None:
             out = self._out[b] = Batch(
-                torch.empty(b, self.obs_dim), torch.empty(b, self.act_dim), torch.empty(b),
-                torch.empty(b, self.obs_dim), torch.empty(b), index,
+                torch.empty(b, self.obs_dim),
+                torch.empty(b, self.act_dim),
+                torch.empty(b),
+                torch.empty(b, self.obs_dim),
+                torch.empty(b),
+                index,
             )
         idx = torch.from_numpy(index)
         torch.index_select(self.obs, 0, idx, out=out.obs)
@@ -110,9 +114,13 @@ class ReplayBuffer:
         """Plain arrays (for an ``.npz``) that restore this buffer exactly."""
         n = self.size
         return {
-            "obs": self.obs[:n].numpy(), "act": self.act[:n].numpy(), "rew": self.rew[:n].numpy(),
-            "next_obs": self.next_obs[:n].numpy(), "done": self.done[:n].numpy(),
-            "pos": np.int64(self.pos), "capacity": np.int64(self.capacity),
+            "obs": self.obs[:n].numpy(),
+            "act": self.act[:n].numpy(),
+            "rew": self.rew[:n].numpy(),
+            "next_obs": self.next_obs[:n].numpy(),
+            "done": self.done[:n].numpy(),
+            "pos": np.int64(self.pos),
+            "capacity": np.int64(self.capacity),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

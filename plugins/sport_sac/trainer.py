@@ -94,14 +94,26 @@ class _Window:
         out = {"perf/steps_per_s": self.steps / seconds}
         if self.episodes:
             n = self.episodes
-            out.update({"train/episodes": n, "train/return": self.ret / n, "train/length": self.length / n,
-                        "train/success_rate": self.successes / n, "train/violation_rate": self.violations / n})
+            out.update(
+                {
+                    "train/episodes": n,
+                    "train/return": self.ret / n,
+                    "train/length": self.length / n,
+                    "train/success_rate": self.successes / n,
+                    "train/violation_rate": self.violations / n,
+                }
+            )
         if self.updates:
             out.update({"loss/critic": self.critic_loss / self.updates, "q/mean": self.q_mean / self.updates})
         if self.actor_steps:
             k = self.actor_steps
-            out.update({"loss/actor": self.actor_loss / k, "train/entropy": self.entropy / k,
-                        "loss/alpha": self.alpha_loss / k})
+            out.update(
+                {
+                    "loss/actor": self.actor_loss / k,
+                    "train/entropy": self.entropy / k,
+                    "loss/alpha": self.alpha_loss / k,
+                }
+            )
         return out
 
 
@@ -124,8 +136,13 @@ class TrainState:
     elapsed: float = 0.0  # wall seconds of training before this attempt
 
     def save(self, directory: Path, elapsed: float) -> None:
-        loop = {"step": self.step, "episode": self.episode, "elapsed": elapsed,
-                "curriculum": self.curriculum.state_dict(), "replay_rng": self.replay_rng.bit_generator.state}
+        loop = {
+            "step": self.step,
+            "episode": self.episode,
+            "elapsed": elapsed,
+            "curriculum": self.curriculum.state_dict(),
+            "replay_rng": self.replay_rng.bit_generator.state,
+        }
         tensors = {"learner": self.learner.state_dict(), "act_generator": self.act_gen.get_state()}
         save_checkpoint(directory, self.step, tensors, self.replay.state_dict(), loop)
 
@@ -164,8 +181,10 @@ class SACTrainer:
     def _spaces(self, ctx: Any, env: Any) -> tuple[int, int, np.ndarray, np.ndarray]:
         """(obs_dim, act_dim, action scale, action bias) of a flat-Box-observation, bounded-Box-action env."""
         obs_space, act_space = env.observation_space, env.action_space
-        bounded = isinstance(act_space, gym.spaces.Box) and np.all(np.isfinite(act_space.low)) and np.all(
-            np.isfinite(act_space.high)
+        bounded = (
+            isinstance(act_space, gym.spaces.Box)
+            and np.all(np.isfinite(act_space.low))
+            and np.all(np.isfinite(act_space.high))
         )
         if not bounded:
             raise SportError(f"stage {ctx.name!r}: sac needs a bounded Box action space, got {act_space}")
@@ -185,8 +204,14 @@ class SACTrainer:
         cfg = self.config
         critic = TwinCritic(obs_dim, act_dim, cfg.critic_hidden, cfg.critic_activation)
         params = LearnerParams(
-            gamma=cfg.gamma, tau=cfg.tau, actor_lr=cfg.actor_lr, critic_lr=cfg.critic_lr, alpha_lr=cfg.alpha_lr,
-            initial_alpha=cfg.initial_alpha, autotune_alpha=cfg.autotune_alpha, target_entropy=cfg.target_entropy,
+            gamma=cfg.gamma,
+            tau=cfg.tau,
+            actor_lr=cfg.actor_lr,
+            critic_lr=cfg.critic_lr,
+            alpha_lr=cfg.alpha_lr,
+            initial_alpha=cfg.initial_alpha,
+            autotune_alpha=cfg.autotune_alpha,
+            target_entropy=cfg.target_entropy,
             policy_delay=cfg.policy_delay,
         )
         learner = SACLearner(actor, critic, params, torch.Generator().manual_seed(seeds.update), cfg.engine, cfg.matmul)
@@ -195,8 +220,13 @@ class SACTrainer:
         else:
             replay = ReplayBuffer(cfg.buffer_size, obs_dim, act_dim)
         curriculum = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
-        return TrainState(learner, replay, curriculum, torch.Generator().manual_seed(seeds.act),
-                          np.random.Generator(np.random.PCG64(seeds.replay)))
+        return TrainState(
+            learner,
+            replay,
+            curriculum,
+            torch.Generator().manual_seed(seeds.act),
+            np.random.Generator(np.random.PCG64(seeds.replay)),
+        )
 
     # -- the stage --------------------------------------------------------------------------------
 
@@ -214,8 +244,14 @@ class SACTrainer:
         folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
         if folder is not None:
             state.restore(folder)
-            log.info("stage %s: resumed from %s (step %d, episode %d, level %d)",
-                     ctx.name, folder.name, state.step, state.episode, state.curriculum.level + 1)
+            log.info(
+                "stage %s: resumed from %s (step %d, episode %d, level %d)",
+                ctx.name,
+                folder.name,
+                state.step,
+                state.episode,
+                state.curriculum.level + 1,
+            )
         else:
             clear_checkpoints(ctx.checkpoint_dir)
         if state.curriculum.level != probe.level:
@@ -269,8 +305,9 @@ class SACTrainer:
                     window.add_episode(outcome, ep_ret, ep_len)
                     s.episode += 1
                     if curriculum.record(outcome == "goal"):
-                        log.info("stage %s: curriculum level %d reached at step %d",
-                                 ctx.name, curriculum.level + 1, s.step)
+                        log.info(
+                            "stage %s: curriculum level %d reached at step %d", ctx.name, curriculum.level + 1, s.step
+                        )
                         ctx.log.scalars(s.step, {"curriculum/level": curriculum.level + 1})
                         env.close()
                         maker = self._level_maker(ctx, curriculum)
@@ -286,8 +323,13 @@ class SACTrainer:
                     obs = next_obs
                 if s.step % cfg.log_every == 0 or s.step == total:
                     scalars = window.scalars()
-                    scalars.update({"curriculum/level": curriculum.level + 1,
-                                    "curriculum/success_rate": curriculum.success_rate(), "alpha": learner.alpha})
+                    scalars.update(
+                        {
+                            "curriculum/level": curriculum.level + 1,
+                            "curriculum/success_rate": curriculum.success_rate(),
+                            "alpha": learner.alpha,
+                        }
+                    )
                     if cfg.prioritized_replay:
                         scalars["per/beta"] = cfg.per_beta_start + beta_span * s.step / total
                     ctx.log.scalars(s.step, scalars)
@@ -300,18 +342,35 @@ class SACTrainer:
     def _export(self, ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, s: TrainState) -> dict[str, Path]:
         cfg, curriculum = self.config, s.curriculum
         summary = {
-            "trainer": "sac", "env_id": getattr(maker, "env_id", "?"), "steps": cfg.total_steps,
-            "episodes": s.episode, "curriculum_level": curriculum.level + 1, "curriculum_levels": curriculum.n_levels,
-            "curriculum_success_rate": curriculum.success_rate(), "wall_seconds": round(s.elapsed, 1),
+            "trainer": "sac",
+            "env_id": getattr(maker, "env_id", "?"),
+            "steps": cfg.total_steps,
+            "episodes": s.episode,
+            "curriculum_level": curriculum.level + 1,
+            "curriculum_levels": curriculum.n_levels,
+            "curriculum_success_rate": curriculum.success_rate(),
+            "wall_seconds": round(s.elapsed, 1),
             "engine": cfg.engine,
         }
         card = ModelCard(
-            policy=cfg.policy, config=unstructure(pconf), obs_dim=obs_dim, act_dim=act_dim,
-            action_scale=tuple(float(x) for x in scale), action_bias=tuple(float(x) for x in bias), extra=summary,
+            policy=cfg.policy,
+            config=unstructure(pconf),
+            obs_dim=obs_dim,
+            act_dim=act_dim,
+            action_scale=tuple(float(x) for x in scale),
+            action_bias=tuple(float(x) for x in bias),
+            extra=summary,
         )
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         path = save_policy(ctx.stage_dir / "policy.safetensors", actor, card)
         atomic_write_json(ctx.stage_dir / "train_summary.json", summary)
-        log.info("stage %s: %d steps, %d episodes, final curriculum level %d/%d, %.0f s",
-                 ctx.name, cfg.total_steps, s.episode, curriculum.level + 1, curriculum.n_levels, s.elapsed)
+        log.info(
+            "stage %s: %d steps, %d episodes, final curriculum level %d/%d, %.0f s",
+            ctx.name,
+            cfg.total_steps,
+            s.episode,
+            curriculum.level + 1,
+            curriculum.n_levels,
+            s.elapsed,
+        )
         return {"policy": path}

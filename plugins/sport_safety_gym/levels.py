@@ -95,10 +95,7 @@ class Level:
 def env_ids() -> list[str]:
     """Every id of the family (20: 2 timings × 2 modes × 5 levels)."""
     return [
-        f"SafetyPointReachAvoid{timing}{mode}{level}-v0"
-        for timing in TIMINGS
-        for mode in MODES
-        for level in GEOMETRY
+        f"SafetyPointReachAvoid{timing}{mode}{level}-v0" for timing in TIMINGS for mode in MODES for level in GEOMETRY
     ]
 
 

@@ -49,9 +49,7 @@ class SafetyGymConfig:
     layout: Literal["random", "paper"] = attrs.field(
         default="random", validator=attrs.validators.in_(("random", "paper"))
     )
-    layout_seed: int | None = attrs.field(
-        default=None, validator=attrs.validators.optional(attrs.validators.ge(0))
-    )
+    layout_seed: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     dense_reward: bool = True
     goal_reward: float = 1.0
     violation_reward: float = 0.0
@@ -61,11 +59,14 @@ class SafetyGymConfig:
     def __attrs_post_init__(self) -> None:
         if self.layout == "paper":
             if parse_env_id(self.id).level != 5:
-                raise ValueError(f"layout 'paper' is the level-5 layout; env id {self.id!r} is level "
-                                 f"{parse_env_id(self.id).level}")
+                raise ValueError(
+                    f"layout 'paper' is the level-5 layout; env id {self.id!r} is level {parse_env_id(self.id).level}"
+                )
             if self.layout_seed not in (None, PAPER_LAYOUT_SEED):
-                raise ValueError(f"layout 'paper' is layout seed {PAPER_LAYOUT_SEED}; got layout_seed="
-                                 f"{self.layout_seed} as well (set one of them)")
+                raise ValueError(
+                    f"layout 'paper' is layout seed {PAPER_LAYOUT_SEED}; got layout_seed="
+                    f"{self.layout_seed} as well (set one of them)"
+                )
 
     @property
     def effective_layout_seed(self) -> int | None:
@@ -92,8 +93,10 @@ class SafetyGymMaker:
         """The distribution of initial conditions, in words (written into certificates)."""
         level = parse_env_id(self.config.id)
         geometry = GEOMETRY[level.level]
-        where = (f"agent start in {list(AGENT_RECT)}, hazard (radius {geometry.hazard_radius}) in "
-                 f"{list(geometry.hazard_rect)}, goal (radius 0.3) in {list(geometry.goal_rect)}")
+        where = (
+            f"agent start in {list(AGENT_RECT)}, hazard (radius {geometry.hazard_radius}) in "
+            f"{list(geometry.hazard_rect)}, goal (radius 0.3) in {list(geometry.goal_rect)}"
+        )
         if self.config.layout == "paper":
             p = PAPER_LAYOUT
             return (

@@ -91,9 +91,7 @@ def _make_base_class() -> type:
                 return super().simulation_forward(action)
             # the stock order: action (and its noise draw), then the frameskip draw, then the physics
             noise = (
-                self.action_noise * self.random_generator.randn(self.agent.body_info.nu)
-                if self.action_noise
-                else None
+                self.action_noise * self.random_generator.randn(self.agent.body_info.nu) if self.action_noise else None
             )
             self.agent.apply_action(action, noise)
             sim = self.sim_conf

@@ -109,9 +109,7 @@ def episode_limit(env_maker: Any) -> int | None:
             close()
 
 
-def collect_into_store(
-    ctx: Any, actor: Any, env_maker: Any, path: Path, context: str, episodes: int
-) -> EpisodeFile:
+def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context: str, episodes: int) -> EpisodeFile:
     """Collect episodes 0..episodes−1 into the store at ``path`` (continuing it when ``ctx.resumed``, else
     starting over), with a progress bar; returns the finished store, read back strictly."""
     if not ctx.resumed and path.exists():
@@ -119,8 +117,12 @@ def collect_into_store(
     with EpisodeStore.open(path, ctx.seed, context) as store:
         todo = store.missing(episodes)
         if len(todo) < episodes:
-            log.info("stage %s: %d of %d episodes already stored; collecting the rest", ctx.name,
-                     episodes - len(todo), episodes)
+            log.info(
+                "stage %s: %d of %d episodes already stored; collecting the rest",
+                ctx.name,
+                episodes - len(todo),
+                episodes,
+            )
         with progress_bar(episodes, f"{ctx.name}: episodes", episodes - len(todo)) as advance:
             for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor):
                 store.append(record)
@@ -189,18 +191,27 @@ class ScenarioCertifier:
         n = numbers["episodes"]
         for row in numbers["bounds"]:
             log.info(
-                "stage %s: B=%g: T*=%d, alpha*=%.6g (k=%d of %d, epsilon=%.6g)%s", ctx.name, row["bound"],
-                row["T_star"], row["alpha_star"], row["failures_at_T_star"], n, row["epsilon_at_T_star"],
+                "stage %s: B=%g: T*=%d, alpha*=%.6g (k=%d of %d, epsilon=%.6g)%s",
+                ctx.name,
+                row["bound"],
+                row["T_star"],
+                row["alpha_star"],
+                row["failures_at_T_star"],
+                n,
+                row["epsilon_at_T_star"],
                 "" if row["feasible"] else " — not reachable even by the base policy",
             )
         if numbers["bounds"]:
             top = max(numbers["bounds"], key=lambda r: r["bound"])
-            ctx.log.scalars(n, {
-                "certify/T_star": top["T_star"],
-                "certify/alpha_star": top["alpha_star"],
-                "certify/epsilon_T_star": top["epsilon_at_T_star"],
-                "certify/failures_T_star": top["failures_at_T_star"],
-            })
+            ctx.log.scalars(
+                n,
+                {
+                    "certify/T_star": top["T_star"],
+                    "certify/alpha_star": top["alpha_star"],
+                    "certify/epsilon_T_star": top["epsilon_at_T_star"],
+                    "certify/failures_T_star": top["failures_at_T_star"],
+                },
+            )
 
 
 class UniformScenarioCertifier(ScenarioCertifier):

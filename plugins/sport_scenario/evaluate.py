@@ -86,12 +86,21 @@ class CertifiedEvaluator:
         row = result["rows"][0]
         log.info(
             "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP upper %.4g) vs prior bound %.4g",
-            ctx.name, row["alpha"], result["horizon"], row["failure_rate"], row["failures"], row["episodes"],
-            row["cp_upper"], row["prior_bound"],
+            ctx.name,
+            row["alpha"],
+            result["horizon"],
+            row["failure_rate"],
+            row["failures"],
+            row["episodes"],
+            row["cp_upper"],
+            row["prior_bound"],
         )
-        ctx.log.scalars(row["episodes"], {
-            "eval/failure_rate": row["failure_rate"],
-            "eval/cp_upper": row["cp_upper"],
-            "eval/prior_bound": row["prior_bound"],
-        })
+        ctx.log.scalars(
+            row["episodes"],
+            {
+                "eval/failure_rate": row["failure_rate"],
+                "eval/cp_upper": row["cp_upper"],
+                "eval/prior_bound": row["prior_bound"],
+            },
+        )
         return {"evaluation": path, "episodes": store_path}

@@ -8,16 +8,28 @@ from sport_scenario.evaluate import CertifiedEvalConfig, CertifiedEvaluator
 @hookimpl
 def sport_register_certifiers():
     return [
-        Component("scenario", ScenarioCertifier, ScenarioConfig,
-                  "Clopper-Pearson bound on the base policy's failure probability per horizon, T* and alpha*"),
-        Component("scenario-uniform", UniformScenarioCertifier, UniformScenarioConfig,
-                  "as scenario, holding for all horizons at once (Bonferroni, beta / t_max)"),
+        Component(
+            "scenario",
+            ScenarioCertifier,
+            ScenarioConfig,
+            "Clopper-Pearson bound on the base policy's failure probability per horizon, T* and alpha*",
+        ),
+        Component(
+            "scenario-uniform",
+            UniformScenarioCertifier,
+            UniformScenarioConfig,
+            "as scenario, holding for all horizons at once (Bonferroni, beta / t_max)",
+        ),
     ]
 
 
 @hookimpl
 def sport_register_evaluators():
     return [
-        Component("certified-eval", CertifiedEvaluator, CertifiedEvalConfig,
-                  "a task policy's failure rate at T* next to a certificate's prior bound"),
+        Component(
+            "certified-eval",
+            CertifiedEvaluator,
+            CertifiedEvalConfig,
+            "a task policy's failure rate at T* next to a certificate's prior bound",
+        ),
     ]
