@@ -22,7 +22,6 @@ from typing import Any
 
 import attrs
 import numpy as np
-import torch
 
 from sport_core.seeding import episode_seed, torch_generator
 
@@ -126,7 +125,6 @@ class _Chunk:
 
 
 def _run_chunk(chunk: _Chunk) -> list[EpisodeRecord]:
-    torch.set_num_threads(1)
     env = _cached(_ENV_CACHE, chunk.env_maker, lambda maker: maker.make())
     actor = _cached(_ACTOR_CACHE, chunk.actor, lambda a: a)
     return [run_episode(actor, env, chunk.seed, i, chunk.trajectory) for i in chunk.indices]
@@ -147,8 +145,11 @@ def iter_collect(
     if not todo:
         return
     workers = max(1, getattr(executor, "workers", 1))
-    if chunk_size is None:  # enough chunks to balance the load, few enough to amortise the env build
-        chunk_size = max(1, min(64, math.ceil(len(todo) / (4 * workers))))
+    if chunk_size is None:
+        if getattr(executor, "in_process", False):
+            chunk_size = 1  # nothing to amortise in-process; an interruption then loses no finished episode
+        else:  # enough chunks to balance the load, few enough to amortise shipping the actor
+            chunk_size = max(1, min(64, math.ceil(len(todo) / (4 * workers))))
     actor_blob = pickle.dumps(actor)
     env_blob = pickle.dumps(env_maker)
     chunks = [

@@ -72,7 +72,8 @@ class Stage(Protocol):
 class Executor(Protocol):
     """Runs independent tasks: ``map(fn, tasks)`` yields ``fn(task)`` results as they finish (any order).
 
-    ``fn`` and the tasks must be picklable for out-of-process executors. ``workers`` is the parallelism.
+    ``fn`` and the tasks must be picklable for out-of-process executors. ``workers`` is the parallelism;
+    an optional ``in_process = True`` says tasks run in the caller (so batching them gains nothing).
     """
 
     workers: int

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -236,11 +237,13 @@ def parse_value(text: str) -> Any:
 
 
 def apply_override(data: dict, assignment: str) -> None:
-    """Apply ``a.b.c=value`` to the raw recipe; ``stages.<name>`` (or ``stages.<index>``) picks a stage."""
+    """Apply ``a.b.c=value`` to the raw recipe; ``stages.<name>``, ``stages.<index>`` or ``stages[<index>]``
+    picks a stage."""
     key, sep, text = assignment.partition("=")
     if not sep or not key.strip():
         raise RecipeError(f"--set {assignment!r}: expected KEY.PATH=VALUE, e.g. stages.base.config.total_steps=2000")
-    parts = key.strip().split(".")
+    # Both the dotted form and the form errors print are accepted: stages.base.x, stages.0.x, stages[0].x
+    parts = re.findall(r"[^.\[\]]+", key.strip())
     node: Any = data
     path = ""
     for i, part in enumerate(parts[:-1]):
@@ -270,7 +273,10 @@ def _pick(items: list, part: str, path: str) -> dict:
     names = [str(it.get("name")) for it in items if isinstance(it, dict)]
     hint = difflib.get_close_matches(part, names, n=1)
     suggestion = f"; did you mean {hint[0]}?" if hint else ""
-    raise RecipeError(f"--set {path}: no stage named {part!r}{suggestion} (stages: {', '.join(names)})")
+    raise RecipeError(
+        f"--set {path}: no stage named {part!r}{suggestion} (stages: {', '.join(names)}; "
+        "address one as stages.<name> or stages[<index>])"
+    )
 
 
 def read_toml(path: str | os.PathLike) -> dict:

@@ -173,7 +173,8 @@ class Runner:
     def __init__(self, recipe: Recipe, pm: SportPluginManager, run_dir: Path) -> None:
         self.recipe = recipe
         self.pm = pm
-        self.run_dir = Path(run_dir)
+        # Absolute, so that stage paths mean the same whatever the working directory of a later resume.
+        self.run_dir = Path(run_dir).resolve()
         self.manifest_path = self.run_dir / MANIFEST
 
     # -- construction -------------------------------------------------------------------------------
@@ -204,9 +205,7 @@ class Runner:
             )
         recipe = validate(read_toml(run_dir / RESOLVED), pm.registry, source=str(run_dir / RESOLVED))
         runner = cls(recipe, pm, run_dir)
-        manifest = runner.read_manifest()
-        if manifest.get("format") != MANIFEST_FORMAT:
-            raise ArtifactError(f"{runner.manifest_path} is not a {MANIFEST_FORMAT} manifest")
+        runner.read_manifest()  # refuse a corrupt or foreign manifest now, with one line
         return runner
 
     def _new_manifest(self) -> dict[str, Any]:
@@ -222,7 +221,17 @@ class Runner:
         }
 
     def read_manifest(self) -> dict[str, Any]:
-        return read_json(self.manifest_path, what="run manifest", made_by="`sport run`")
+        """The manifest, checked for the structure this runner writes (else :class:`ArtifactError`)."""
+        manifest = read_json(self.manifest_path, what="run manifest", made_by="`sport run`")
+        stages = manifest.get("stages") if isinstance(manifest, dict) else None
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") != MANIFEST_FORMAT
+            or not isinstance(stages, dict)
+            or not all(isinstance(entry, dict) for entry in stages.values())
+        ):
+            raise ArtifactError(f"{self.manifest_path} is not a {MANIFEST_FORMAT} manifest (corrupt or foreign file)")
+        return manifest
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         atomic_write_json(self.manifest_path, manifest)
@@ -306,21 +315,20 @@ class Runner:
             return
         unfinished = entry.get("status") in ("running", "interrupted", "failed")
         resumed = unfinished and entry.get("input_hash") == digest
-        checkpoint_dir = stage_dir / "checkpoints"
-        if unfinished and not resumed and checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
-            # Checkpoints of an attempt with other inputs (config, env, upstream outputs, or a config class
-            # that gained a field) must not be resumed from; they are set aside, not deleted.
-            stale = stage_dir / f"checkpoints.stale-{entry.get('attempts', 0)}"
-            checkpoint_dir.rename(stale)
+        if not resumed and stage_dir.is_dir() and any(stage_dir.iterdir()):
+            # What an earlier attempt with other inputs left (config, env, upstream outputs, or a config class
+            # that gained a field) must not be resumed from or mixed in; it is set aside, not deleted.
+            stale = self.run_dir / f"{stage.name}.stale-{entry.get('attempts', 0)}"
+            stage_dir.rename(stale)
             log.warning(
-                "stage %s: its inputs changed since the interrupted attempt, so it starts over "
-                "(old checkpoints moved to %s)",
+                "stage %s: its inputs changed since its last attempt; starting over (old files in %s)",
                 stage.name,
                 stale,
             )
         entry.update(status="running", input_hash=digest, started=_now(), attempts=entry.get("attempts", 0) + 1)
         entry.pop("outputs", None)
         self._write_manifest(manifest)
+        checkpoint_dir = stage_dir / "checkpoints"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         env_ref = self.recipe.env_for(stage)
         inputs, refs = {}, {}

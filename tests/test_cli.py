@@ -100,3 +100,13 @@ def test_the_smoke_recipe_runs_end_to_end(tmp_path):
     assert res.returncode == 0
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert all(s["attempts"] == 1 for s in manifest["stages"].values())
+
+
+def test_relative_out_and_resume_paths_work_from_any_directory(tmp_path):
+    recipe = ROOT / "recipes" / "quick" / "smoke.toml"
+    res = sport("-q", "run", str(recipe), "--out", "runs", "--set", "stages.random.config.episodes=5", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "random" / "summary.json").read_text())["episodes"] == 5
+    res = sport("-q", "run", "--resume", f"runs/{run_dir.name}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr

@@ -123,11 +123,13 @@ def test_overrides_address_stages_by_name_and_parse_toml_values(registry):
     apply_override(data, "run.seed=11")
     apply_override(data, "env.on_violation=continue")  # a bare word is a string
     apply_override(data, "stages.0.env={kind = 'pointmass', layout_seed = 4}")
+    apply_override(data, "stages[0].config.deterministic=true")  # the form error messages print
     recipe = validate(data, registry)
     assert recipe.stage("b").component.config.episodes == 2000
     assert recipe.run.seed == 11
     assert recipe.env.config.on_violation == "continue"
     assert recipe.env_for(recipe.stage("a")).config.layout_seed == 4
+    assert recipe.stage("a").component.config.deterministic is True
     assert parse_value("[1, 2.5]") == [1, 2.5] and parse_value("true") is True
 
 

@@ -88,7 +88,7 @@ def test_an_altered_output_makes_its_stage_and_the_stages_after_it_run_again(tpm
     (runner.run_dir / "b" / "out.json").write_text('{"total": 100}')
     Runner.resume(runner.run_dir, tpm).run()
     assert len(calls(runner.run_dir, "a")) == 1
-    assert len(calls(runner.run_dir, "b")) == 2
+    assert len(calls(runner.run_dir, "b")) == 1 and len(calls(runner.run_dir, "b.stale-1")) == 1  # redone afresh
     assert len(calls(runner.run_dir, "c")) == 1  # b's output hash came back the same, so c's inputs are unchanged
     assert json.loads((runner.run_dir / "c" / "out.json").read_text()) == {"total": 9}
 
@@ -132,9 +132,25 @@ def test_a_missing_input_names_the_stage_that_should_have_made_it(tpm, tmp_path)
         Runner.resume(runner.run_dir, tpm)._run_stage(runner.recipe.stage("b"), manifest, None)
 
 
-def test_resume_refuses_a_directory_that_is_not_a_run(tpm, tmp_path):
+def test_resume_refuses_a_directory_that_is_not_a_run_or_a_corrupt_manifest(tpm, tmp_path):
     with pytest.raises(ArtifactError, match="is not a sport run directory"):
         Runner.resume(tmp_path, tpm)
+    runner = Runner.create(validate(chain(), tpm.registry), tpm, tmp_path)
+    for garbage in ("[1]", '{"format": "sport-run-v1", "stages": "x"}', '{"format": "other", "stages": {}}', "{"):
+        (runner.run_dir / "manifest.json").write_text(garbage)
+        with pytest.raises(ArtifactError, match=r"manifest"):
+            Runner.resume(runner.run_dir, tpm)
+
+
+def test_relative_run_directories_work_for_runs_and_resumes(tpm, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = Runner.create(validate(chain(interrupt=True), tpm.registry), tpm, "runs")
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    relative = Path("runs") / runner.run_dir.name
+    assert Runner.resume(relative, tpm).run() == "completed"
+    manifest = json.loads((relative / "manifest.json").read_text())
+    assert manifest["stages"]["c"]["outputs"]["out"]["path"] == "c/out.json"
 
 
 def _write_test_distribution(site: Path) -> None:
@@ -222,7 +238,7 @@ def test_a_missing_input_file_is_a_recipe_error(tpm, tmp_path):
         validate(data, tpm.registry)
 
 
-def test_an_interrupted_stage_whose_inputs_changed_starts_over_and_sets_old_checkpoints_aside(tpm, tmp_path):
+def test_an_interrupted_stage_whose_inputs_changed_starts_over_and_sets_its_old_files_aside(tpm, tmp_path):
     runner = Runner.create(validate(chain(interrupt=True), tpm.registry), tpm, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         runner.run()
@@ -232,7 +248,8 @@ def test_an_interrupted_stage_whose_inputs_changed_starts_over_and_sets_old_chec
     resolved.write_text(resolved.read_text().replace("value = 3", "value = 30"))
     with pytest.raises(KeyboardInterrupt):  # a fresh start of b interrupts once more
         Runner.resume(runner.run_dir, tpm).run()
-    assert calls(runner.run_dir, "b") == ["resumed=False", "resumed=False"]
-    assert (runner.run_dir / "b" / "checkpoints.stale-1" / "interrupted-once").exists()
+    assert calls(runner.run_dir, "b") == ["resumed=False"]  # a fresh stage folder
+    assert (runner.run_dir / "b.stale-1" / "checkpoints" / "interrupted-once").exists()
+    assert (runner.run_dir / "b.stale-1" / "calls.log").read_text() == "resumed=False\n"
     Runner.resume(runner.run_dir, tpm).run()
     assert json.loads((runner.run_dir / "c" / "out.json").read_text()) == {"total": 36}

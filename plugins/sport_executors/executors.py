@@ -31,6 +31,7 @@ class ProcessConfig:
 
 class InlineExecutor:
     workers = 1
+    in_process = True  # tasks run in the caller: collect() sends episodes one at a time
 
     def __init__(self, config: InlineConfig | None = None) -> None:
         self.config = config or InlineConfig()

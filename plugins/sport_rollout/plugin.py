@@ -17,7 +17,7 @@ import numpy as np
 
 from sport_core import Component, hookimpl
 from sport_core.actors import PolicyActor, RandomActor
-from sport_core.artifacts import atomic_write_json
+from sport_core.artifacts import atomic_write_json, atomic_write_text
 from sport_core.collect import OUTCOMES, EpisodeRecord, iter_collect
 from sport_core.progress import progress_bar
 from sport_core.weights import load_policy
@@ -81,11 +81,11 @@ class RolloutEvaluator:
             actor = RandomActor(space.low, space.high)
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         path = ctx.stage_dir / "episodes.jsonl"
+        if not ctx.resumed:  # only an interrupted attempt of this very stage may contribute episodes
+            path.unlink(missing_ok=True)
         done = read_records(path)
         # Rewrite only the complete records so that a torn line never sits before new ones.
         if done and path.read_text(encoding="utf-8").count("\n") != len(done):
-            from sport_core.artifacts import atomic_write_text
-
             atomic_write_text(path, "".join(_record_to_json(done[i]) + "\n" for i in sorted(done)))
         todo = [i for i in range(cfg.episodes) if i not in done]
         with (
