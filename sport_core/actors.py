@@ -6,6 +6,9 @@ state, the same observations give the same actions in any process.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -40,3 +43,53 @@ class PolicyActor:
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
         action = self.policy.act(x, generator=generator, deterministic=self.deterministic)
         return action[0].to(torch.float64).numpy()
+
+
+class ProjectedActor:
+    """Acts with the projection of a task policy onto the α-ratio set of a base policy.
+
+    At each observation it takes the pre-tanh Gaussians of both policies, ``(μb, σb) = base(obs)`` and
+    ``(μt, σt) = task(obs)``, projects them with ``projection`` (a :class:`sport_core.protocols.Projection`,
+    e.g. the registry's ``gaussian-kl``) to ``(μp, σp)`` with sup_x p(x)/b(x) ≤ α, draws
+    ``x = μp + σp·ε`` with ε ~ N(0, I) from the episode's generator, and returns ``base.squash(x)``.
+
+    Because ε is drawn exactly as :meth:`GaussianMLPPolicy.act` draws it (same shape, dtype and generator
+    call), episode i sees the same ε under every α (common random numbers), α = 1 acts bitwise like the base
+    (the projection returns the base there) and a task that already meets the bound acts bitwise like the
+    task. Both policies must share observation and action spaces (the base's squash is used).
+
+    ``steps`` counts projected observations; ``fallbacks`` is the projection's running count of rows it
+    replaced by the base (invalid input or a failed verification). The counts live in this object, so in a
+    worker process they stay with the worker's copy: whoever needs them must send them back (the sweep
+    evaluator returns them with each chunk's records).
+    """
+
+    def __init__(self, base: torch.nn.Module, task: torch.nn.Module, projection: Any, alpha: float) -> None:
+        alpha = float(alpha)
+        if not (math.isfinite(alpha) and alpha >= 1.0):
+            raise ValueError(f"the ratio bound alpha must be a finite number >= 1, got {alpha}")
+        self.base = base
+        self.task = task
+        self.projection = projection
+        self.alpha = alpha
+        self.steps = 0
+
+    @property
+    def fallbacks(self) -> int:
+        return int(self.projection.fallbacks)
+
+    def reset(self) -> None:
+        pass
+
+    @torch.no_grad()
+    def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected pre-tanh (μp, σp) for a batch of observations ``[B, n]`` (no autograd history)."""
+        return self.projection.project(self.base(obs), self.task(obs), self.alpha)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
+        mu, std = self.distribution(x)
+        self.steps += 1
+        eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
+        return self.base.squash(mu + std * eps)[0].to(torch.float64).numpy()

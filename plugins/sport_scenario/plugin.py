@@ -1,8 +1,10 @@
-"""Registers the ``scenario`` and ``scenario-uniform`` certifiers and the ``certified-eval`` evaluator."""
+"""Registers the ``scenario`` and ``scenario-uniform`` certifiers and the ``certified-eval`` and
+``projected-sweep`` evaluators."""
 
 from sport_core import Component, hookimpl
 from sport_scenario.certifier import ScenarioCertifier, ScenarioConfig, UniformScenarioCertifier, UniformScenarioConfig
 from sport_scenario.evaluate import CertifiedEvalConfig, CertifiedEvaluator
+from sport_scenario.sweep import ProjectedSweep, ProjectedSweepConfig
 
 
 @hookimpl
@@ -31,5 +33,12 @@ def sport_register_evaluators():
             CertifiedEvaluator,
             CertifiedEvalConfig,
             "a task policy's failure rate at T* next to a certificate's prior bound",
+        ),
+        Component(
+            "projected-sweep",
+            ProjectedSweep,
+            ProjectedSweepConfig,
+            "a task policy projected onto the certified base, per alpha: failure rate and CP bound at T* vs the "
+            "prior bound",
         ),
     ]

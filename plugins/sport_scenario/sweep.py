@@ -1,0 +1,392 @@
+"""``projected-sweep``: a projected task policy's failure rate at T*, per α, next to the certificate's bound.
+
+Inputs: ``certificate`` (a certifier stage's ``certificate``), ``base`` (the certified base policy: its
+weights must be the ones the certificate names) and ``task`` (a saved task policy with the same observation
+and action spaces). For every α in ``alphas`` the stage rolls out episodes 0..N−1 of
+:class:`sport_core.actors.ProjectedActor` — the task projected by the ``projection`` component onto
+{p : p(a|s) ≤ α·π_b(a|s)} — on the env *of the certificate* (rebuilt from its ``env.config``; a fixed
+layout), with the run seed. Episode i therefore draws the same random numbers under every α (common random
+numbers): α = 1 replays the base policy's own episodes exactly, and an α at which the task already meets
+the bound replays the task's.
+
+Output ``sweep`` (``sweep.json``): at the horizon T* of ``bound`` (default: the largest certified bound) or
+at ``horizon``, one row per α with the failures k of N episodes, the empirical rate k/N, its
+Clopper–Pearson upper and lower limits at the certificate's β, the prior bound min(1, α^T·ε(T)), whether
+the data contradict it, the mean/std length of the episodes that succeeded by T
+(:func:`sport_core.verify.evaluate_policy_records`), and the projection's fallbacks (rows it replaced by
+the base) among the projected steps. Output ``alphas``: per α an episode store ``alpha-<α>.bin``
+(:mod:`sport_core.episodes`) and ``alpha-<α>.json`` (its row and counts).
+
+Resume: each α's files are written (the JSON atomically, last) as soon as its N episodes are in; a stage
+called again with ``ctx.resumed`` keeps every α whose JSON matches this sweep (same α, N, seed, weights,
+projection and env) and whose store still has the recorded hash, and rolls out only the others. A
+fresh (not resumed) attempt clears the folder first.
+
+Fallbacks: :func:`sport_core.collect.iter_collect` hands back only episode records, while the projection's
+fallback count lives in the worker's copy of the actor. So the sweep sends its own chunks through
+``ctx.executor`` — the same :func:`sport_core.collect.run_episode` with the same per-episode seeds, hence
+the same records — and each chunk returns its records with the fallback and step counts of its actor, exact
+under every executor. The chunks of all pending α go to the executor as one stream, so workers never wait
+for the slowest chunk of one α before starting the next.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from sport_core.actors import ProjectedActor
+from sport_core.artifacts import atomic_write_json, read_json, sha256_file
+from sport_core.collect import EpisodeRecord, run_episode
+from sport_core.config import structure, unstructure
+from sport_core.episodes import EpisodeStore, read_episodes
+from sport_core.errors import ArtifactError, RecipeError, RegistryError
+from sport_core.progress import progress_bar
+from sport_core.verify import (
+    certificate_horizon,
+    describe_policy,
+    env_maker_from_certificate,
+    evaluate_policy_records,
+    now_utc,
+    policy_files,
+    policy_input,
+    read_certificate,
+)
+from sport_core.weights import load_card, load_policy
+
+log = logging.getLogger("sport")
+
+SWEEP_FORMAT = "sport-projected-sweep-v1"
+ALPHA_FORMAT = "sport-projected-sweep-alpha-v1"
+#: The α values of the paper's experiments.
+PAPER_ALPHAS: tuple[float, ...] = (1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+CRN_TEXT = (
+    "episode i resets the env with the stream (seed, i, 'env') and samples actions with the stream "
+    "(seed, i, 'policy') under every alpha (common random numbers)"
+)
+
+
+def _alphas_ok(instance: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
+    if not value:
+        raise ValueError("alphas must list at least one ratio bound")
+    bad = [a for a in value if not (math.isfinite(a) and a >= 1.0)]
+    if bad:
+        raise ValueError(f"alphas are ratio bounds, finite and >= 1; got {bad}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"alphas lists a value twice: {sorted(value)}")
+
+
+@attrs.frozen
+class ProjectedSweepConfig:
+    """``projection``: the projection component (default ``gaussian-kl``) and its ``projection_config``;
+    ``alphas``: the ratio bounds to evaluate (default: the paper's 1 … 100); ``episodes`` per α; evaluate at
+    the T* of ``bound`` (default: the largest bound in the certificate) or at ``horizon``."""
+
+    projection: str = "gaussian-kl"
+    projection_config: dict[str, Any] = attrs.Factory(dict)
+    alphas: tuple[float, ...] = attrs.field(default=PAPER_ALPHAS, validator=_alphas_ok)
+    episodes: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
+    bound: float | None = None
+    horizon: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+
+
+# -- the worker side ----------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class SweepChunk:
+    """Episodes ``indices`` of one α. ``actor`` and ``env_maker`` are pickled by this process (never a file)."""
+
+    alpha: float
+    actor: bytes
+    env_maker: bytes
+    seed: int
+    indices: tuple[int, ...]
+
+
+@attrs.frozen
+class ChunkResult:
+    """A chunk's records, and how many steps its actor projected and how many of them fell back."""
+
+    alpha: float
+    records: list[EpisodeRecord]
+    steps: int
+    fallbacks: int
+
+
+_WORKER_ENV: dict[str, Any] = {}
+
+
+def _worker_env(blob: bytes) -> Any:
+    """The env of ``blob``, built once per worker process (a MuJoCo env compiles its model on build)."""
+    key = hashlib.sha256(blob).hexdigest()
+    if key not in _WORKER_ENV:
+        for old in _WORKER_ENV.values():
+            close = getattr(old, "close", None)
+            if close is not None:
+                close()
+        _WORKER_ENV.clear()
+        _WORKER_ENV[key] = pickle.loads(blob).make()
+    return _WORKER_ENV[key]
+
+
+def run_chunk(chunk: SweepChunk) -> ChunkResult:
+    """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone."""
+    torch.set_num_threads(1)
+    env = _worker_env(chunk.env_maker)
+    actor = pickle.loads(chunk.actor)
+    records = [run_episode(actor, env, chunk.seed, i) for i in chunk.indices]
+    return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks))
+
+
+# -- the stage ----------------------------------------------------------------------------------------------
+
+
+def alpha_tag(alpha: float) -> str:
+    """The file stem of an α: ``alpha-1.05`` (``repr`` round-trips, so distinct α never share files)."""
+    return f"alpha-{float(alpha)!r}"
+
+
+@attrs.define
+class _Pending:
+    records: list[EpisodeRecord] = attrs.Factory(list)
+    steps: int = 0
+    fallbacks: int = 0
+
+
+class ProjectedSweep:
+    """The ``projected-sweep`` evaluator stage (see the module docstring)."""
+
+    def __init__(self, config: ProjectedSweepConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: Any) -> dict[str, Path]:
+        cfg = self.config
+        projection = self._projection(ctx)
+        cert_path = ctx.input("certificate", "certificate")
+        cert = read_certificate(cert_path)
+        try:
+            horizon, bound = certificate_horizon(cert, cfg.bound, cfg.horizon)
+        except ValueError as exc:
+            raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
+        env = env_maker_from_certificate(cert, ctx.registry)
+        env_table = cert["env"]["config"]
+        base_w, task_w = self._policies(ctx, cert)
+        base = load_policy(base_w, ctx.registry, made_by=f"stage {ctx.input_refs['base']!r}")
+        task = load_policy(task_w, ctx.registry, made_by=f"stage {ctx.input_refs['task']!r}")
+        self._probe(ctx, projection, base, task, load_card(base_w).obs_dim)
+
+        alphas = sorted(cfg.alphas)
+        common = {
+            "episodes": cfg.episodes,
+            "seed": ctx.seed,
+            "base_sha256": sha256_file(base_w),
+            "task_sha256": sha256_file(task_w),
+            "projection": {"name": cfg.projection, "config": unstructure(projection.config)},
+            "env": env_table,
+        }
+        out = ctx.stage_dir / "alphas"
+        if not ctx.resumed and out.exists():
+            shutil.rmtree(out)  # a fresh attempt never mixes with leftovers of another configuration
+        out.mkdir(parents=True, exist_ok=True)
+        finished = {a: s for a in alphas if (s := _finished(out, a, {"alpha": a, **common})) is not None}
+        pending = [a for a in alphas if a not in finished]
+        if finished:
+            log.info(
+                "stage %s: %d of %d alphas already evaluated; rolling out the rest",
+                ctx.name,
+                len(finished),
+                len(alphas),
+            )
+
+        env_blob = pickle.dumps(env)
+        workers = max(1, getattr(ctx.executor, "workers", 1))
+        size = max(1, min(64, math.ceil(cfg.episodes / (4 * workers))))
+        actors = {a: pickle.dumps(ProjectedActor(base, task, projection.fresh(), a)) for a in pending}
+        chunks = [
+            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))))
+            for a in pending
+            for i in range(0, cfg.episodes, size)
+        ]
+        buckets = {a: _Pending() for a in pending}
+        with progress_bar(len(pending) * cfg.episodes, f"{ctx.name}: alpha sweep") as advance:
+            for result in ctx.executor.map(run_chunk, chunks):
+                bucket = buckets[result.alpha]
+                bucket.records.extend(result.records)
+                bucket.steps += result.steps
+                bucket.fallbacks += result.fallbacks
+                advance(len(result.records))
+                if len(bucket.records) == cfg.episodes:
+                    alpha = result.alpha
+                    finished[alpha] = self._finish(ctx, cert, alpha, bucket, out, {"alpha": alpha, **common})
+                    self._report(ctx, alphas.index(alpha), finished[alpha], horizon)
+                    del buckets[alpha]
+        if buckets:
+            raise ArtifactError(
+                f"stage {ctx.name!r}: the executor returned too few episodes for alphas {sorted(buckets)}"
+            )
+
+        records = {a: read_episodes(out / f"{alpha_tag(a)}.bin", strict=True).episode_records() for a in alphas}
+        result = evaluate_policy_records(cert, records, bound=cfg.bound, horizon=cfg.horizon)
+        for row in result["rows"]:
+            summary = finished[row["alpha"]]
+            row.update(
+                fallbacks=summary["fallbacks"],
+                projected_steps=summary["projected_steps"],
+                episode_store=summary["episode_store"],
+            )
+        star = [r for r in cert["bounds"] if cfg.horizon is None and r["bound"] == bound]
+        result.update(
+            format=SWEEP_FORMAT,
+            alpha_star=star[0]["alpha_star"] if star else None,
+            scenario=cert["scenario"],
+            projection=common["projection"],
+            episodes=cfg.episodes,
+            seed=ctx.seed,
+            common_random_numbers=CRN_TEXT,
+            certificate={"path": str(Path(cert_path).resolve()), "sha256": sha256_file(cert_path)},
+            base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": ctx.input_refs["base"]},
+            task_policy={**describe_policy(task_w, ctx.stage_dir), "stage": ctx.input_refs["task"]},
+            created=now_utc(),
+        )
+        path = atomic_write_json(ctx.stage_dir / "sweep.json", result)
+        return {"sweep": path, "alphas": out}
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _projection(self, ctx: Any) -> _ProjectionFactory:
+        """The configured projection component, or a one-line error naming the known ones."""
+        cfg = self.config
+        try:
+            component = ctx.registry.get("projection", cfg.projection)
+        except RegistryError as exc:
+            raise RecipeError(f"stages.{ctx.name}.config.projection: {exc}") from exc
+        config = structure(component.config_cls, cfg.projection_config, f"stages.{ctx.name}.config.projection_config")
+        return _ProjectionFactory(component, config)
+
+    def _policies(self, ctx: Any, cert: dict[str, Any]) -> tuple[Path, Path]:
+        """(base, task) weights; the base must be the certified one and the task must fit its spaces."""
+        base_w, _ = policy_files(policy_input(ctx, "base"))
+        task_w, _ = policy_files(policy_input(ctx, "task"))
+        certified = cert["base_policy"].get("weights_sha256")
+        if sha256_file(base_w) != certified:
+            raise RecipeError(
+                f"stages.{ctx.name}.inputs.base: {base_w} is not the certificate's base policy (SHA-256 "
+                f"{sha256_file(base_w)[:12]}…, certified {str(certified)[:12]}…); the bound holds only for "
+                "projections onto the certified base"
+            )
+        b, t = load_card(base_w), load_card(task_w)
+        for field in ("obs_dim", "act_dim", "action_scale", "action_bias"):
+            if getattr(b, field) != getattr(t, field):
+                raise RecipeError(
+                    f"stages.{ctx.name}.inputs.task: the task policy's {field} {getattr(t, field)} differs from the "
+                    f"base policy's {getattr(b, field)}; both must act in the same spaces"
+                )
+        return base_w, task_w
+
+    def _probe(self, ctx: Any, projection: _ProjectionFactory, base: Any, task: Any, obs_dim: int) -> None:
+        """Project one observation before any rollout, so that a projection that does not fit these policies
+        (e.g. a categorical one for Gaussian policies) fails here with one line rather than in a worker."""
+        obs = torch.zeros(1, obs_dim)
+        try:
+            with torch.no_grad():
+                ProjectedActor(base, task, projection.fresh(), max(self.config.alphas)).distribution(obs)
+        except (ValueError, TypeError) as exc:
+            raise RecipeError(
+                f"stages.{ctx.name}.config.projection: {self.config.projection!r} cannot project these policies' "
+                f"distributions ({exc})"
+            ) from exc
+
+    def _finish(
+        self, ctx: Any, cert: dict[str, Any], alpha: float, bucket: _Pending, out: Path, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Write α's episode store, then (atomically, last) its JSON; returns the JSON's content."""
+        store_path = out / f"{alpha_tag(alpha)}.bin"
+        if store_path.exists():
+            store_path.unlink()  # an earlier attempt died between the store and the JSON
+        with EpisodeStore.open(store_path, ctx.seed, _context_text(context)) as store:
+            store.extend(sorted(bucket.records, key=lambda r: r.index))
+        cfg = self.config
+        (row,) = evaluate_policy_records(cert, {alpha: bucket.records}, bound=cfg.bound, horizon=cfg.horizon)["rows"]
+        summary = {
+            "format": ALPHA_FORMAT,
+            "context": context,
+            "row": row,
+            "fallbacks": bucket.fallbacks,
+            "projected_steps": bucket.steps,
+            "episode_store": {"path": f"alphas/{store_path.name}", "sha256": sha256_file(store_path)},
+        }
+        atomic_write_json(out / f"{alpha_tag(alpha)}.json", summary)
+        return summary
+
+    def _report(self, ctx: Any, step: int, summary: dict[str, Any], horizon: int) -> None:
+        row = summary["row"]
+        log.info(
+            "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP %.4g..%.4g) vs prior bound %.4g; "
+            "%d fallbacks in %d projected steps",
+            ctx.name,
+            row["alpha"],
+            horizon,
+            row["failure_rate"],
+            row["failures"],
+            row["episodes"],
+            row["cp_lower"],
+            row["cp_upper"],
+            row["prior_bound"],
+            summary["fallbacks"],
+            summary["projected_steps"],
+        )
+        scalars = {
+            "sweep/alpha": row["alpha"],
+            "sweep/log_alpha": math.log(row["alpha"]),
+            "sweep/failure_rate": row["failure_rate"],
+            "sweep/cp_upper": row["cp_upper"],
+            "sweep/cp_lower": row["cp_lower"],
+            "sweep/prior_bound": row["prior_bound"],
+            "sweep/fallbacks": summary["fallbacks"],
+        }
+        if row["success_length_mean"] is not None:
+            scalars["sweep/success_length_mean"] = row["success_length_mean"]
+            scalars["sweep/success_length_std"] = row["success_length_std"]
+        ctx.log.scalars(step, scalars)
+
+
+@attrs.frozen
+class _ProjectionFactory:
+    """A projection component with its config: ``fresh()`` builds a new instance (its own fallback count)."""
+
+    component: Any
+    config: Any
+
+    def fresh(self) -> Any:
+        return self.component.build(self.config)
+
+
+def _context_text(context: dict[str, Any]) -> str:
+    return json.dumps(context, sort_keys=True)
+
+
+def _finished(out: Path, alpha: float, context: dict[str, Any]) -> dict[str, Any] | None:
+    """α's summary if an earlier attempt finished it for this very sweep (same context, store intact)."""
+    path = out / f"{alpha_tag(alpha)}.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = read_json(path)
+    except ArtifactError:
+        return None
+    if not isinstance(summary, dict) or summary.get("format") != ALPHA_FORMAT or summary.get("context") != context:
+        return None
+    store = out.parent / summary["episode_store"]["path"]
+    if not store.is_file() or sha256_file(store) != summary["episode_store"]["sha256"]:
+        return None
+    return summary
