@@ -203,3 +203,12 @@ def test_a_foreign_episode_store_with_a_matching_hash_is_refused(certificate):
     reseal_store_hash(certificate)
     with pytest.raises(ArtifactError, match="not a sport episode store"):
         verify_certificate(certificate)
+
+
+
+def test_the_committed_experiment_1_certificate_verifies(capsys):
+    """The certificate of the real seed-0 base policy (artifacts/exp1-seed0) recomputes exactly."""
+    root = Path(__file__).resolve().parents[1]
+    cert = root / "artifacts/exp1-seed0/certify-20261125-191746/certify-base/certificate.json"
+    assert main(["verify", str(cert)]) == 0
+    assert "OK (scenario, 10001 episodes; B=1: T*=27, alpha*=1.21904" in capsys.readouterr().out
