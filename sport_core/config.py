@@ -134,6 +134,18 @@ def structure(cls: type, data: Any, path: str = "") -> Any:
         raise _fail(path, str(exc)) from exc
 
 
+COMPONENT_KEY = "sport_component"
+
+
+def component_field(kind: str, default: str, config_field: str | None = None) -> Any:
+    """An attrs field holding the name of a registered component of ``kind``.
+
+    Recipe validation (``sport check`` included) then checks the name against the registry, and, when
+    ``config_field`` names a sibling dict field, that dict against the component's own config class.
+    """
+    return attrs.field(default=default, metadata={COMPONENT_KEY: (kind, config_field)})
+
+
 def unstructure(config: Any) -> dict:
     """The plain-data (TOML/JSON-ready) form of an attrs config; ``None`` values are left out."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import tomli_w
 
-from sport_core.config import structure, unstructure
+from sport_core.config import COMPONENT_KEY, structure, unstructure
 from sport_core.errors import RecipeError, RegistryError
 from sport_core.registry import STAGE_KINDS, Registry
 
@@ -143,7 +143,24 @@ def _component(kind: str, table: Any, path: str, registry: Registry) -> Componen
     except RegistryError as exc:
         raise RecipeError(f"{path}.kind: {exc}") from exc
     config = structure(component.config_cls, data, path)
+    check_component_fields(config, registry, path)
     return ComponentRef(kind, name, config)
+
+
+def check_component_fields(config: Any, registry: Registry, path: str) -> None:
+    """Check every :func:`sport_core.config.component_field` of ``config`` against the registry."""
+    for field in attrs.fields(type(config)):
+        ref = field.metadata.get(COMPONENT_KEY)
+        if ref is None:
+            continue
+        kind, config_field = ref
+        name = getattr(config, field.name)
+        try:
+            component = registry.get(kind, name)
+        except RegistryError as exc:
+            raise RecipeError(f"{path}.{field.name}: {exc}") from exc
+        if config_field is not None:
+            structure(component.config_cls, getattr(config, config_field), f"{path}.{config_field}")
 
 
 def _stage(table: Any, path: str, registry: Registry) -> StageSpec:
@@ -167,6 +184,7 @@ def _stage(table: Any, path: str, registry: Registry) -> StageSpec:
     except RegistryError as exc:
         raise RecipeError(f"{path}.{kind}: {exc}") from exc
     config = structure(component.config_cls, table.get("config", {}), f"{path}.config")
+    check_component_fields(config, registry, f"{path}.config")
     inputs = table.get("inputs", {})
     if not isinstance(inputs, dict) or not all(isinstance(v, str) for v in inputs.values()):
         raise RecipeError(

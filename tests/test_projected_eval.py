@@ -266,13 +266,7 @@ def test_counts_come_back_from_worker_processes(spm, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (
-            {"config": {"projection": "gaussian-kll"}},
-            r"stages\.sweep\.config\.projection: no projection component named 'gaussian-kll'; did you mean "
-            r"'gaussian-kl'\? \(known projections: always-base, categorical-kl, gaussian-kl\)",
-        ),
         ({"config": {"projection": "categorical-kl"}}, "'categorical-kl' cannot project these policies"),
-        ({"config": {"projection_config": {"backend": "gpu"}}}, r"projection_config\.backend: expected one of"),
         ({"inputs": {"base": "task"}}, r"inputs\.base: .* is not the certificate's base policy"),
         ({"config": {"bound": 0.33}}, "bound 0.33 is not in the certificate"),
     ],
@@ -289,6 +283,27 @@ def test_bad_sweeps_fail_with_one_line_before_any_rollout(spm, tmp_path, monkeyp
     with pytest.raises(RecipeError, match=message) as info:
         runner.run()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"projection": "gaussian-kll"},
+            r"stages\[3\]\.config\.projection: no projection component named 'gaussian-kll'; did you mean "
+            r"'gaussian-kl'\? \(known projections: always-base, categorical-kl, gaussian-kl\)",
+        ),
+        (
+            {"projection_config": {"backend": "gpu"}},
+            r"stages\[3\]\.config\.projection_config\.backend: expected one of",
+        ),
+    ],
+)
+def test_a_bad_projection_is_caught_when_the_recipe_is_checked(spm, config, message):
+    data = recipe()
+    data["stages"][3]["config"].update(config)
+    with pytest.raises(RecipeError, match=message):
+        validate(data, spm.registry)
 
 
 @pytest.mark.parametrize(

@@ -198,3 +198,24 @@ def test_every_shipped_recipe_is_valid(registry, recipe, tmp_path):
             overrides.append(f'stages.{stage}.inputs.{role}="file:{tmp_path / role}"')
     loaded = load_recipe(ROOT / recipe, registry, overrides)
     assert loaded.stages
+
+
+def test_component_names_inside_a_stage_config_are_checked_by_sport_check(registry):
+    data = {
+        "run": {"name": "sweep"},
+        "stages": [
+            {
+                "name": "sweep",
+                "evaluator": "projected-sweep",
+                "inputs": {},
+                "config": {"projection": "gausian-kl"},
+            }
+        ],
+    }
+    with pytest.raises(
+        RecipeError, match=r"stages\[0\]\.config\.projection: no projection component named 'gausian-kl'"
+    ):
+        validate(data, registry)
+    data["stages"][0]["config"] = {"projection": "gaussian-kl", "projection_config": {"backend": "fortran"}}
+    with pytest.raises(RecipeError, match=r"stages\[0\]\.config\.projection_config\.backend: expected one of"):
+        validate(data, registry)

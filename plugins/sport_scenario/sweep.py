@@ -47,7 +47,7 @@ import torch
 from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, sha256_file
 from sport_core.collect import EpisodeRecord, run_episode
-from sport_core.config import structure, unstructure
+from sport_core.config import component_field, structure, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError, RegistryError
 from sport_core.progress import progress_bar
@@ -91,7 +91,7 @@ class ProjectedSweepConfig:
     ``alphas``: the ratio bounds to evaluate (default: the paper's 1 … 100); ``episodes`` per α; evaluate at
     the T* of ``bound`` (default: the largest bound in the certificate) or at ``horizon``."""
 
-    projection: str = "gaussian-kl"
+    projection: str = component_field("projection", "gaussian-kl", config_field="projection_config")
     projection_config: dict[str, Any] = attrs.Factory(dict)
     alphas: tuple[float, ...] = attrs.field(default=PAPER_ALPHAS, validator=_alphas_ok)
     episodes: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
