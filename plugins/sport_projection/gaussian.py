@@ -15,7 +15,8 @@ over diagonal Gaussians p (t = N(μt, τ²) the task). Exact reduction (u = s²,
 D = (μt − μb)², one multiplier λ on the ratio constraint): for fixed λ the problem separates per dimension,
 m = μb + (Sb − u)/(Sb − u + λSt)·(μt − μb), and stationarity in u is a cubic that reads
 (γ − w)w² + δ(1 − w) = 0 in w = (K − u)/K with K = Sb + λSt, γ = (Sb − St)/K, δ = λ·D·St/K² (solving in u
-would lose all precision at large α, where λ ≈ 1e-10). The interior root exists while λ < λ*_i, the positive
+would lose all precision at large α, where λ ≈ 1e-10; where the root w is above ½ it is solved in v = 1 − w = u/K
+instead, which keeps u's relative precision when s ≪ σb). The interior root exists while λ < λ*_i, the positive
 root of λ² + (1 − Sb/St)λ − D·Sb/St²; beyond it the dimension sits exactly at the base. The total ratio
 C(λ) falls from C(0+) (> log α, else the λ ↓ 0 limit is the answer) to 0 at max λ*_i; λ is found by Newton
 in λ^(−1/2) with bisection safeguards, and a final shrink toward the base (C is convex and 0 at the base)

@@ -1,9 +1,10 @@
 """Compiled (numba) row kernel of the Gaussian ratio projection: the fast CPU path.
 
 One row at a time, the exact reduction of :mod:`sport_projection.gaussian` (see its docstring for the
-mathematics): per dimension the stationarity cubic is solved in ``w = (K − u)/K``, one multiplier λ is found by
-safeguarded Newton in ``x = λ^(−1/2)``, and the result is shrunk toward the base, written in the output dtype,
-read back and verified. :mod:`sport_projection.solver_torch` is the same algorithm batched in torch.
+mathematics): per dimension the stationarity cubic is solved in ``w = (K − u)/K`` (or in ``v = 1 − w`` where
+w > ½), one multiplier λ is found by safeguarded Newton in ``x = λ^(−1/2)``, and the result is shrunk toward
+the base, written in the output dtype, read back and verified. :mod:`sport_projection.solver_torch` is the
+same algorithm batched in torch.
 
 Rows get the status codes of :mod:`sport_projection.status`.
 """
@@ -19,6 +20,8 @@ from sport_projection.status import BASE, INVALID, MARGINS, PROJECTED, TASK, UNV
 
 # error_model="numpy": divisions give inf/nan like IEEE instead of a zero-division check per division.
 _jit = njit(cache=True, error_model="numpy")
+# Inlined at the numba IR level: as an ordinary call (returning a tuple) it cost ≈ 15% of the whole kernel.
+_jit_inline = njit(cache=True, error_model="numpy", inline="always")
 
 _MARGINS = np.array(MARGINS)
 
@@ -90,6 +93,56 @@ def solve_w(gam: float, dlt: float) -> float:
 
 
 @_jit
+def solve_v(eps: float, gam: float, dlt: float) -> float:
+    """Root of (v − ε)(1 − v)² + δv in (0, min(ε, ½)], for roots w = 1 − v of the cubic above ½.
+
+    This is the cubic of :func:`solve_w` in v = 1 − w (ε = 1 − γ = (1 + λ)St/K, computed without
+    cancellation). When σ ≪ σb the root w is 1 − O(s²/K) and 1 − w computed from w keeps only a few digits of
+    s² (at τ = 1e-8 σb, α = 1e6 about four), so the solution is solved for v directly. The function is
+    increasing and concave on [0, ½], so Newton from any lower bound increases monotonically onto the root.
+    Lower bounds: ε/(1 + 2ε + δ) (the first Newton step from 0) and, for δ ≤ γ³, ε − δ/γ² (from the upper
+    bound on w in :func:`solve_w`; then v ≥ ε/5, so its rounding is harmless).
+    """
+    if dlt == 0.0:
+        return eps
+    v = eps / (1.0 + 2.0 * eps + dlt)
+    if gam > 0.0 and dlt <= gam * gam * gam:
+        v = max(v, eps - dlt / (gam * gam))
+    for _ in range(60):
+        om = 1.0 - v
+        h = (v - eps) * om * om + dlt * v
+        hv = om * (om - 2.0 * (v - eps)) + dlt
+        if h >= 0.0 or hv <= 0.0:
+            break
+        step = -h / hv
+        v_new = v + step
+        if not v_new > v:
+            break
+        v = v_new
+        if step <= 1e-8 * v:  # quadratic convergence, as in solve_w
+            break
+    return v
+
+
+@_jit_inline
+def dim_solution(K, iK, lSt, gam, dlt, Sb, St, iSb):
+    """The stationary point of one dimension at K = Sb + λSt: (w, v = 1 − w = u/K, gap = Sb − u, log(Sb/u)).
+
+    Solved in w while w ≤ ½ (then gap = Kw − λSt is exact near the base) and in v otherwise (then u = Kv keeps
+    full relative precision when s ≪ σb); the cubic at w = ½ is (γ − ½)/4 + δ/2, positive iff the root is above ½.
+    """
+    if gam - 0.5 + 2.0 * dlt > 0.0:
+        v = solve_v((St + lSt) * iK, gam, dlt)
+        u = K * v
+        gap = Sb - u
+        logr = -math.log(u * iSb) if gap > 0.5 * Sb else -math.log1p(-gap * iSb)
+        return 1.0 - v, v, gap, logr
+    w = solve_w(gam, dlt)
+    gap = K * w - lSt
+    return w, 1.0 - w, gap, -math.log1p(-gap * iSb)
+
+
+@_jit
 def eval_lambda(lam, Sb, St, D, iSb, lstar, want_grad):
     """C(λ) = Σ_i c_i(λ) and dC/dλ for the per-dimension minimisers at multiplier λ.
 
@@ -108,43 +161,47 @@ def eval_lambda(lam, Sb, St, D, iSb, lstar, want_grad):
         iK = 1.0 / K
         gam = (Sb[i] - St[i]) * iK
         dlt = lSt * D[i] * iK * iK
-        w = solve_w(gam, dlt)
-        Kw = K * w
-        gap = Kw - lSt
+        w, v, gap, logr = dim_solution(K, iK, lSt, gam, dlt, Sb[i], St[i], iSb[i])
         if gap <= 0.0:
             continue  # rounding at λ ≈ λ*: the dimension is at the base
+        Kw = K * w
         iKw = 1.0 / Kw
         q = D[i] * iKw * iKw
-        # log(σb/s) = −½ log(u/Sb) = −½ log1p(−gap/Sb): one log1p, exact because gap is.
-        total += 0.5 * (q * gap - math.log1p(-gap * iSb[i]))
+        # log(σb/s) = ½ log(Sb/u), from gap near the base and from u far from it (see dim_solution).
+        total += 0.5 * (q * gap + logr)
         if want_grad:
-            dc_dw = 0.5 / (1.0 - w) + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
+            dc_dw = 0.5 / v + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
             dc_dl = 0.5 * St[i] * iK * (q * (2.0 * lSt - K - Kw) - 1.0)
             g_w = (2.0 * gam - 3.0 * w) * w - dlt
-            g_l = St[i] * iK * ((1.0 - w) * D[i] * (Sb[i] - lSt) * iK * iK - w * w * gam)
+            g_l = St[i] * iK * (v * D[i] * (Sb[i] - lSt) * iK * iK - w * w * gam)
             grad += dc_dl - dc_dw * g_l / g_w
     return total, grad
 
 
 @_jit
-def point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb, out_m, out_s, out_c):
-    """The per-dimension minimisers (m, s) at multiplier λ and their exact ratio contributions c (float64)."""
+def point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb, out_m, out_s, out_q, out_u, out_g):
+    """The per-dimension minimisers (m, s) at multiplier λ, with their exact mean terms q = (m − μb)²/(2·gap),
+    u = s² and gap = σb² − u (float64, not rounded through s); dimensions past λ* sit at the base."""
     for i in range(Sb.shape[0]):
         out_m[i] = mb[i]
         out_s[i] = sb[i]
-        out_c[i] = 0.0
+        out_q[i] = 0.0
+        out_u[i] = Sb[i]
+        out_g[i] = 0.0
         if lam >= lstar[i]:
             continue
         lSt = lam * St[i]
         K = Sb[i] + lSt
-        w = solve_w((Sb[i] - St[i]) / K, lSt * D[i] / (K * K))
-        Kw = K * w
-        gap = Kw - lSt
+        iK = 1.0 / K
+        w, v, gap, _logr = dim_solution(K, iK, lSt, (Sb[i] - St[i]) * iK, lSt * D[i] * iK * iK, Sb[i], St[i], iSb[i])
         if gap <= 0.0:
             continue
+        Kw = K * w
         out_m[i] = mb[i] + (gap / Kw) * (mt[i] - mb[i])
-        out_s[i] = math.sqrt(K * (1.0 - w))
-        out_c[i] = 0.5 * (D[i] * gap / (Kw * Kw) - math.log1p(-gap * iSb[i]))
+        out_s[i] = math.sqrt(K * v)
+        out_q[i] = 0.5 * D[i] * gap / (Kw * Kw)
+        out_u[i] = K * v
+        out_g[i] = gap
 
 
 @_jit
@@ -154,10 +211,11 @@ def slope_at_base(lam, Sb, St, D):
     w = lam * St / K
     gam = (Sb - St) / K
     dlt = lam * D * St / (K * K)
-    dc_dw = 0.5 / (1.0 - w) + 0.5 * D * lam * St / (K * K * w * w * w)
+    v = Sb / K  # 1 − w without cancellation when λSt ≫ Sb
+    dc_dw = 0.5 / v + 0.5 * D * lam * St / (K * K * w * w * w)
     dc_dl = -0.5 * St / K - 0.5 * D * St * Sb / (w * w * K * K * K)
     g_w = (2.0 * gam - 3.0 * w) * w - dlt
-    g_l = -w * w * gam * St / K + (1.0 - w) * D * St * (Sb - lam * St) / (K * K * K)
+    g_l = -w * w * gam * St / K + v * D * St * (Sb - lam * St) / (K * K * K)
     return dc_dl - dc_dw * g_l / g_w
 
 
@@ -171,7 +229,8 @@ def find_lambda(L, Sb, St, D, iSb, lstar, jmax, rtol, max_iter, c_fin, a_inf, b_
     and the small-λ asymptote C ≈ c_fin + a_inf·x + b_inf·x^(2/3). A Newton step is taken when it stays
     inside the bracket and |C − L| halved; otherwise x grows at least 4× while no upper end is known, and the
     bracket is bisected (geometrically while wide) once it is. Once |C − L| ≤ √rtol·L the convergence is
-    quadratic and one last Newton step is taken without evaluating it. Returns (λ, evaluations).
+    quadratic and one last Newton step is taken without evaluating it, if that step is
+    also below √rtol·x. Returns (λ, evaluations).
     """
     lam_max = lstar[jmax]
     xl = 1.0 / math.sqrt(lam_max)  # C(xl) = 0 < L
@@ -188,6 +247,7 @@ def find_lambda(L, Sb, St, D, iSb, lstar, jmax, rtol, max_iter, c_fin, a_inf, b_
     r_prev = L
     tol = rtol * L
     tol_last = math.sqrt(rtol) * L
+    step_last = math.sqrt(rtol)
     it = 0
     while it < max_iter:
         it += 1
@@ -204,7 +264,9 @@ def find_lambda(L, Sb, St, D, iSb, lstar, jmax, rtol, max_iter, c_fin, a_inf, b_
         x_new = x - r / dCdx if dCdx > 0.0 else math.nan
         inside = xl < x_new < xh
         if abs(r) <= 0.5 * abs(r_prev) and inside:
-            if abs(r) <= tol_last:
+            # Both: |r| small against L alone is not enough when C(0+) − L is itself tiny (C then varies on a
+            # scale far below L and Newton is still far from quadratic); a relative step below √rtol is.
+            if abs(r) <= tol_last and abs(x_new - x) <= step_last * x:
                 x = x_new
                 break
         elif xh == math.inf:
@@ -234,12 +296,17 @@ def _write_candidate(theta, mb, sb, pm, ps, out_m, out_s):
 
 
 @_jit
-def _refit_means(mb, sb, pm, ps, pc, out_s):
+def _refit_means(mb, sb, pm, ps, pq, pu, pg, out_s, budget):
     """Round s to the output dtype, then give each dimension the mean that restores its exact contribution c.
 
-    Near the base (σb − s ≪ σb) rounding s moves c by far more than the solver's tolerance; refitting the
-    mean on the rounded s (a move along the level set of c, so second order in KL) fixes that where shrinking
-    the whole row would cost first order in the other dimensions.
+    Near the base (σb − s ≪ σb) rounding s (already the float64 √u, and more so in float32) moves c by far
+    more than the solver's tolerance; refitting the mean on the rounded s (a move along the level set of c, so
+    second order in KL) fixes that where shrinking the whole row would cost first order in the other
+    dimensions. The new mean term is q + ½·log(s²/u), with s² − u taken from the exact gap near the base and
+    from the exact u far from it, so no digits of m − μb are lost to the log term (writing it as
+    c − log(σb/s) would, when the log dominates c). Still, that costs the last digits of q, which matter when
+    q ≪ c and τ is tiny (KL ∝ (m − μt)²/τ²), so a dimension whose c moved by at most ``budget`` (a share of
+    the slack the λ search left below log α) keeps its mean.
     """
     for i in range(mb.shape[0]):
         out_s[i] = ps[i]
@@ -249,13 +316,17 @@ def _refit_means(mb, sb, pm, ps, pc, out_s):
             ps[i] = sb[i]
             continue
         ps[i] = s
-        gap = sb[i] - s
-        q = pc[i] - math.log1p(gap / s)
+        gs = (sb[i] - s) * (sb[i] + s)  # σb² − s², as dim_log_ratio sees it
+        d2 = pg[i] - gs if pg[i] <= 0.5 * sb[i] * sb[i] else s * s - pu[i]  # s² − u
+        dlog = 0.5 * math.log1p(d2 / (s * s - d2))  # ½·log(s²/u): the change of the mean term needed
         dm = pm[i] - mb[i]
+        if abs(pq[i] * (pg[i] - gs) / gs - dlog) <= budget:  # c(m, rounded s) − c, to first order
+            continue
+        q = pq[i] + dlog
         if q <= 0.0 or dm == 0.0:
             pm[i] = mb[i]
         else:
-            pm[i] = mb[i] + math.copysign(math.sqrt(2.0 * q * gap * (sb[i] + s)), dm)
+            pm[i] = mb[i] + math.copysign(math.sqrt(2.0 * q * gs), dm)
 
 
 @_jit
@@ -301,7 +372,9 @@ def project_rows(mb, sb, mt, st, log_alpha, out_m, out_s, status, lam_out, rtol,
     lstar = np.empty(d)
     pm = np.empty(d)
     ps = np.empty(d)
-    pc = np.empty(d)
+    pq = np.empty(d)
+    pu = np.empty(d)
+    pg = np.empty(d)
     total_iter = 0
     fallbacks = 0
     for r in range(B):
@@ -376,8 +449,8 @@ def project_rows(mb, sb, mt, st, log_alpha, out_m, out_s, status, lam_out, rtol,
                 L * (1.0 - 2.0 * rtol), Sb, St, D, iSb, lstar, jmax, rtol, max_iter, c_fin, a_inf, b_inf
             )
             total_iter += it
-            point_at(lam, mb[r], mt[r], Sb, St, D, iSb, lstar, sb[r], pm, ps, pc)
-            _refit_means(mb[r], sb[r], pm, ps, pc, out_s[r])
+            point_at(lam, mb[r], mt[r], Sb, St, D, iSb, lstar, sb[r], pm, ps, pq, pu, pg)
+            _refit_means(mb[r], sb[r], pm, ps, pq, pu, pg, out_s[r], rtol * L / d)
         if _finish_row(L, mb[r], sb[r], pm, ps, out_m[r], out_s[r], verify_tol):
             status[r] = PROJECTED
             lam_out[r] = lam

@@ -38,51 +38,74 @@ def _lambda_star(Sb: torch.Tensor, St: torch.Tensor, D: torch.Tensor) -> torch.T
     return torch.where(q == 0, torch.clamp(-a, min=0.0), root)
 
 
-def _solve_w(gam: torch.Tensor, dlt: torch.Tensor) -> torch.Tensor:
-    """Root of (γ − w)w² + δ(1 − w) in [max(γ, 0), 1): monotone Newton from an upper bound (see the kernel)."""
+def _solve_wv(gam: torch.Tensor, eps: torch.Tensor, dlt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w, v = 1 − w) for the root w of (γ − w)w² + δ(1 − w) in [max(γ, 0), 1); ε = 1 − γ computed directly.
+
+    Lanes whose root is at most ½ iterate in w (monotone Newton from an upper bound, the kernel's
+    ``solve_w``), the others in v, on (v − ε)(1 − v)² + δv (monotone Newton from below, the kernel's
+    ``solve_v``), so that u = Kv keeps full relative precision when s ≪ σb. Both are F = A·B² + δ(1 − B) in
+    one variable y with A = σy + a0, B = b0 − σy (σ = −1, a0 = γ, b0 = 0 for w; σ = 1, a0 = −ε, b0 = 1 for
+    v), so one loop serves both. The v lanes start from the larger of the lower bounds ε/(1 + 2ε + δ) and
+    (for δ ≤ γ³) ε − δ/γ².
+    """
+    in_v = gam - 0.5 + 2.0 * dlt > 0  # the cubic at w = ½ is positive iff the root is above ½
     small = dlt <= gam.abs() ** 3
     ub_small = torch.where(gam > 0, gam + dlt / (gam * gam), torch.sqrt(dlt / -gam))
     ub_big = torch.clamp(gam, min=0.0) + dlt ** (1.0 / 3.0)
-    w = torch.clamp(torch.where(small, ub_small, ub_big), max=1.0)
-    w = torch.where(dlt == 0, torch.clamp(gam, min=0.0), w)
+    w0 = torch.clamp(torch.where(small, ub_small, ub_big), max=1.0)
+    w0 = torch.where(dlt == 0, torch.clamp(gam, min=0.0), w0)
+    v0 = eps / (1.0 + 2.0 * eps + dlt)
+    v0 = torch.where((gam > 0) & small, torch.maximum(v0, eps - dlt / (gam * gam)), v0)
+    v0 = torch.where(dlt == 0, eps, v0)
+    y = torch.where(in_v, v0, w0)
+    sig = torch.where(in_v, 1.0, -1.0)
+    a0 = torch.where(in_v, -eps, gam)
+    b0 = in_v.to(y.dtype)
     active = dlt > 0
     for _ in range(60):
-        g = (gam - w) * w * w + dlt * (1.0 - w)
-        gw = (2.0 * gam - 3.0 * w) * w - dlt
-        step = g / gw
-        w_new = w - step
-        ok = active & (g < 0) & (gw < 0) & (w_new < w)
-        w = torch.where(ok, w_new, w)
-        active = ok & (step > 1e-8 * w)
+        sy = sig * y
+        A = sy + a0
+        B = b0 - sy
+        BB = B * B
+        F = A * BB + dlt * (1.0 - B)
+        sFy = BB - 2.0 * A * B + dlt  # σ·dF/dy: the iteration moves y by σ·(positive step)
+        step = -F / sFy
+        y_new = y + sig * step
+        ok = active & (F < 0) & (sFy > 0) & (step > 0)
+        y = torch.where(ok, y_new, y)
+        active = ok & (step > 1e-8 * y)
         if not bool(active.any()):
             break
-    return w
+    return torch.where(in_v, 1.0 - y, y), torch.where(in_v, y, 1.0 - y), in_v
 
 
-def _dims_at(lam, Sb, St, D, lstar):
-    """Per-dimension pieces at multiplier ``lam`` ([n, 1]): (inside, K, w, gap, γ, δ)."""
+def _dims_at(lam, Sb, St, D, lstar, iSb):
+    """Per-dimension pieces at multiplier ``lam`` ([n, 1]): (inside, λSt, K, 1/K, w, v, u, gap, in_v, γ, δ)."""
     lSt = lam * St
     K = Sb + lSt
     iK = 1.0 / K
     gam = (Sb - St) * iK
     dlt = lSt * D * iK * iK
-    w = _solve_w(gam, dlt)
-    gap = K * w - lSt
+    w, v, in_v = _solve_wv(gam, (St + lSt) * iK, dlt)
+    u = K * v
+    gap = torch.where(in_v, Sb - u, K * w - lSt)  # from u where w was solved in v, else exact near the base
     inside = (lam < lstar) & (gap > 0)
-    return inside, lSt, K, iK, w, gap, gam, dlt
+    return inside, lSt, K, iK, w, v, u, gap, in_v, gam, dlt
 
 
 def _eval_lambda(lam, Sb, St, D, iSb, lstar):
     """C(λ) and dC/dλ per row (formulas in :func:`sport_projection.kernel.eval_lambda`)."""
-    inside, lSt, K, iK, w, gap, gam, dlt = _dims_at(lam, Sb, St, D, lstar)
+    inside, lSt, K, iK, w, v, u, gap, in_v, gam, dlt = _dims_at(lam, Sb, St, D, lstar, iSb)
+    far = in_v & (gap > 0.5 * Sb)  # log(Sb/u) from u when u ≪ Sb, else from the exact gap
+    logr = torch.where(far, -torch.log(torch.where(far, u * iSb, 1.0)), -torch.log1p(-gap * iSb))
     Kw = K * w
     iKw = 1.0 / Kw
     q = D * iKw * iKw
-    c = 0.5 * (q * gap - torch.log1p(-gap * iSb))
-    dc_dw = 0.5 / (1.0 - w) + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
+    c = 0.5 * (q * gap + logr)
+    dc_dw = 0.5 / v + 0.5 * q * (2.0 * lSt - Kw) * (K * iKw)
     dc_dl = 0.5 * St * iK * (q * (2.0 * lSt - K - Kw) - 1.0)
     g_w = (2.0 * gam - 3.0 * w) * w - dlt
-    g_l = St * iK * ((1.0 - w) * D * (Sb - lSt) * iK * iK - w * w * gam)
+    g_l = St * iK * (v * D * (Sb - lSt) * iK * iK - w * w * gam)
     dc = dc_dl - dc_dw * g_l / g_w
     zero = torch.zeros_like(c)
     return torch.where(inside, c, zero).sum(-1), torch.where(inside, dc, zero).sum(-1)
@@ -94,10 +117,11 @@ def _slope_at_base(lam, Sb, St, D):
     w = lam * St / K
     gam = (Sb - St) / K
     dlt = lam * D * St / (K * K)
-    dc_dw = 0.5 / (1.0 - w) + 0.5 * D * lam * St / (K * K * w * w * w)
+    v = Sb / K  # 1 − w without cancellation when λSt ≫ Sb
+    dc_dw = 0.5 / v + 0.5 * D * lam * St / (K * K * w * w * w)
     dc_dl = -0.5 * St / K - 0.5 * D * St * Sb / (w * w * K * K * K)
     g_w = (2.0 * gam - 3.0 * w) * w - dlt
-    g_l = -w * w * gam * St / K + (1.0 - w) * D * St * (Sb - lam * St) / (K * K * K)
+    g_l = -w * w * gam * St / K + v * D * St * (Sb - lam * St) / (K * K * K)
     return dc_dl - dc_dw * g_l / g_w
 
 
@@ -131,7 +155,7 @@ def _find_lambda(L, Sb, St, D, iSb, lstar, c_fin, a_inf, b_inf, rtol, max_iter):
         x_newton = torch.where(dCdx > 0, x - r / dCdx, torch.full_like(x, float("nan")))
         inside = (xl < x_newton) & (x_newton < xh)
         newton_ok = (r.abs() <= 0.5 * r_prev.abs()) & inside
-        last = newton_ok & (r.abs() <= tol_last)
+        last = newton_ok & (r.abs() <= tol_last) & ((x_newton - x).abs() <= rtol**0.5 * x)  # see the kernel
         grow = torch.where(inside, torch.maximum(x_newton, 4.0 * xl), 4.0 * xl)
         bisect = torch.where(torch.isinf(xh), grow, torch.where(xh > 4.0 * xl, torch.sqrt(xl * xh), 0.5 * (xl + xh)))
         move = active & ~converged
@@ -144,27 +168,36 @@ def _find_lambda(L, Sb, St, D, iSb, lstar, c_fin, a_inf, b_inf, rtol, max_iter):
 
 
 def _point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb):
-    """The per-dimension minimisers (m, s) at multiplier ``lam`` ([n, 1]) and their exact contributions c;
-    dimensions past λ* sit at the base (c = 0)."""
-    inside, _lSt, K, _iK, w, gap, _gam, _dlt = _dims_at(lam, Sb, St, D, lstar)
+    """The per-dimension minimisers (m, s) at multiplier ``lam`` ([n, 1]) and their exact mean terms
+    q = (m − μb)²/(2·gap), u = s² and gap = σb² − u; dimensions past λ* sit at the base (q = gap = 0, u = σb²)."""
+    inside, _lSt, K, _iK, w, _v, u, gap, _in_v, _gam, _dlt = _dims_at(lam, Sb, St, D, lstar, iSb)
     Kw = K * w
     m = mb + gap / Kw * (mt - mb)
-    s = torch.sqrt(K * (1.0 - w))
-    c = 0.5 * (D * gap / (Kw * Kw) - torch.log1p(-gap * iSb))
-    return torch.where(inside, m, mb), torch.where(inside, s, sb), torch.where(inside, c, torch.zeros_like(c))
+    q = 0.5 * D * gap / (Kw * Kw)
+    zero = torch.zeros_like(q)
+    return (
+        torch.where(inside, m, mb),
+        torch.where(inside, torch.sqrt(u), sb),
+        torch.where(inside, q, zero),
+        torch.where(inside, u, Sb),
+        torch.where(inside, gap, zero),
+    )
 
 
-def _refit_means(mb, sb, pm, ps, pc, out_dtype):
-    """Round s to ``out_dtype`` and give each dimension the mean that restores its exact contribution c (see
-    :func:`sport_projection.kernel._refit_means`)."""
+def _refit_means(mb, sb, pm, ps, pq, pu, pg, out_dtype, budget):
+    """Round s to ``out_dtype`` and give each dimension the mean that restores its exact contribution c, unless
+    c moved by at most ``budget`` ([n, 1]); see :func:`sport_projection.kernel._refit_means`."""
     s = ps.to(out_dtype).to(torch.float64)
     below = s < sb
     s_in = torch.where(below, s, torch.ones_like(s))
-    gap = torch.where(below, sb - s, torch.ones_like(s))
-    q = pc - torch.log1p(gap / s_in)
+    gs = torch.where(below, (sb - s) * (sb + s), torch.ones_like(s))
+    d2 = torch.where(pg <= 0.5 * sb * sb, pg - gs, s_in * s_in - pu)  # s² − u
+    dlog = 0.5 * torch.log1p(d2 / (s_in * s_in - d2))
+    q = pq + dlog
     dm = pm - mb
-    refit = mb + torch.copysign(torch.sqrt(torch.clamp(2.0 * q * gap * (sb + s), min=0.0)), dm)
+    refit = mb + torch.copysign(torch.sqrt(torch.clamp(2.0 * q * gs, min=0.0)), dm)
     m = torch.where((q > 0) & (dm != 0), refit, mb)
+    m = torch.where((pq * (pg - gs) / gs - dlog).abs() <= budget, pm, m)
     return torch.where(below, m, mb), torch.where(below, s, sb)
 
 
@@ -268,8 +301,9 @@ def solve(
         lam_j, iterations = _find_lambda(
             L_[j] * (1.0 - 2.0 * rtol), Sb, St, D, iSb, lstar, c_fin_[j], a_inf_[j], b_inf_[j], rtol, max_iter
         )
-        pm_j, ps_j, pc_j = _point_at(lam_j.unsqueeze(-1), mb_[j], mt_[j], Sb, St, D, iSb, lstar, sb_[j])
-        pm_j, ps_j = _refit_means(mb_[j], sb_[j], pm_j, ps_j, pc_j, out_dtype)
+        pm_j, ps_j, pq_j, pu_j, pg_j = _point_at(lam_j.unsqueeze(-1), mb_[j], mt_[j], Sb, St, D, iSb, lstar, sb_[j])
+        budget = (rtol * L_[j] / Sb.shape[-1]).unsqueeze(-1)
+        pm_j, ps_j = _refit_means(mb_[j], sb_[j], pm_j, ps_j, pq_j, pu_j, pg_j, out_dtype, budget)
         pm[j], ps[j], lam_[j] = pm_j, ps_j, lam_j
     fm, fs, ok = _finish(L_, mb_, sb_, pm, ps, out_dtype, verify_tol)
     fm = torch.where(ok.unsqueeze(-1), fm, mb_.to(out_dtype))
