@@ -9,16 +9,12 @@ some shape.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
-from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 import torch
 
-from sport_core import Component, hookimpl
 from sport_core.actors import PolicyActor
 from sport_core.artifacts import sha256_file
 from sport_core.bounds import epsilon_curve, optimal_horizon
@@ -30,56 +26,13 @@ from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.verify import CERTIFICATE_FORMAT, evaluate_policy_records
-from sport_core.weights import ModelCard, load_policy, save_policy
+from sport_core.weights import load_policy
 from sport_pointmass import PointMassConfig, PointMassMaker
-from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
+from tests.support.hand_policy import HandPolicyPlugin, goal_seeking_policy
 
 PAPER_BOUNDS = [1.0, 0.8, 0.6, 0.4, 0.3, 0.2, 0.1, 0.05, 0.025]
+
 FIXED_ENV = {"kind": "pointmass", "layout_seed": 8, "max_steps": 25}
-
-
-def goal_seeking_policy(obs_dim: int, gain: float = 2.0, std: float = 1.0) -> GaussianMLPPolicy:
-    """μ = gain·(goal − position) exactly (ReLU units on ±the first two observations), σ = std everywhere."""
-    config = GaussianMLPConfig(hidden=(4,))
-    policy = GaussianMLPPolicy(obs_dim, 2, (1.0, 1.0), (0.0, 0.0), config)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.zero_()
-        w = torch.zeros(4, obs_dim)
-        w[0, 0], w[1, 1], w[2, 0], w[3, 1] = 1.0, 1.0, -1.0, -1.0
-        policy.trunk[0].weight.copy_(w)
-        policy.mu_head.weight.copy_(gain * torch.tensor([[1.0, 0, -1, 0], [0, 1, 0, -1]]))
-        u = (math.log(std) - config.log_std_min) / (config.log_std_max - config.log_std_min) * 2 - 1
-        policy.log_std_head.bias.fill_(math.atanh(u))
-    return policy
-
-
-@attrs.frozen
-class HandPolicyConfig:
-    gain: float = 2.0
-    std: float = 1.0
-
-
-class HandPolicyStage:
-    """A stage that saves :func:`goal_seeking_policy` for the stage's env (stands in for a trainer)."""
-
-    needs_env = True
-
-    def __init__(self, config: HandPolicyConfig) -> None:
-        self.config = config
-
-    def run(self, ctx: Any) -> dict[str, Path]:
-        obs_dim = ctx.env.make().observation_space.shape[0]
-        policy = goal_seeking_policy(obs_dim, self.config.gain, self.config.std)
-        card = ModelCard("gaussian-mlp", unstructure(policy.config), obs_dim, 2, (1.0, 1.0), (0.0, 0.0))
-        weights = save_policy(ctx.stage_dir / "policy", policy, card)
-        return {"policy": weights, "card": weights.with_suffix(".json")}  # two artifacts, as trainers make
-
-
-class HandPolicyPlugin:
-    @hookimpl
-    def sport_register_evaluators(self):
-        return [Component("hand-policy", HandPolicyStage, HandPolicyConfig, "a hand-set goal-seeking policy")]
 
 
 def plugin_manager():

@@ -30,51 +30,13 @@ from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_executors.executors import InlineExecutor
 from sport_pointmass import PointMassConfig, PointMassMaker
-from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
+from sport_policies.gaussian import GaussianMLPPolicy
 from sport_scenario import sweep as sweep_module
 from sport_scenario.sweep import PAPER_ALPHAS, alpha_tag
+from tests.support.hand_policy import HandPolicyPlugin, goal_seeking_policy
 
 FIXED_ENV = {"kind": "pointmass", "layout_seed": 8, "max_steps": 25}
 SEED = 3
-
-
-def goal_seeking_policy(obs_dim: int = 7, gain: float = 2.0, std: float = 1.0) -> GaussianMLPPolicy:
-    """μ = gain·(goal − position) exactly (ReLU units on ±the first two observations), σ = std everywhere."""
-    config = GaussianMLPConfig(hidden=(4,))
-    policy = GaussianMLPPolicy(obs_dim, 2, (1.0, 1.0), (0.0, 0.0), config)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.zero_()
-        w = torch.zeros(4, obs_dim)
-        w[0, 0], w[1, 1], w[2, 0], w[3, 1] = 1.0, 1.0, -1.0, -1.0
-        policy.trunk[0].weight.copy_(w)
-        policy.mu_head.weight.copy_(gain * torch.tensor([[1.0, 0, -1, 0], [0, 1, 0, -1]]))
-        u = (math.log(std) - config.log_std_min) / (config.log_std_max - config.log_std_min) * 2 - 1
-        policy.log_std_head.bias.fill_(math.atanh(u))
-    return policy
-
-
-@attrs.frozen
-class HandConfig:
-    gain: float = 2.0
-    std: float = 1.0
-
-
-class HandPolicyStage:
-    """Saves :func:`goal_seeking_policy` (stands in for a trainer)."""
-
-    needs_env = True
-
-    def __init__(self, config: HandConfig) -> None:
-        self.config = config
-
-    def run(self, ctx: Any) -> dict[str, Path]:
-        from sport_core.weights import ModelCard, save_policy
-
-        policy = goal_seeking_policy(7, self.config.gain, self.config.std)
-        card = ModelCard("gaussian-mlp", unstructure(policy.config), 7, 2, (1.0, 1.0), (0.0, 0.0))
-        weights = save_policy(ctx.stage_dir / "policy", policy, card)
-        return {"policy": weights, "card": weights.with_suffix(".json")}
 
 
 @attrs.frozen
@@ -98,10 +60,6 @@ class AlwaysBaseProjection:
 
 class TestPlugin:
     @hookimpl
-    def sport_register_evaluators(self):
-        return [Component("hand-gaussian", HandPolicyStage, HandConfig, "a hand-set goal-seeking policy")]
-
-    @hookimpl
     def sport_register_projections(self):
         return [Component("always-base", AlwaysBaseProjection, AlwaysBaseConfig, "falls back on every row")]
 
@@ -109,7 +67,7 @@ class TestPlugin:
 @pytest.fixture
 def spm(monkeypatch):
     monkeypatch.setenv("SPORT_DISABLE_PLUGIN_AUTOLOAD", "1")
-    return load_plugin_manager(extra=[("projected_eval_test", TestPlugin())])
+    return load_plugin_manager(extra=[("hand_policy", HandPolicyPlugin()), ("projected_eval_test", TestPlugin())])
 
 
 def recipe(task: str = "task", **sweep_config) -> dict:
@@ -119,8 +77,8 @@ def recipe(task: str = "task", **sweep_config) -> dict:
         "executor": {"kind": "inline"},
         "loggers": [{"kind": "jsonl"}],
         "stages": [
-            {"name": "base", "evaluator": "hand-gaussian"},
-            {"name": "task", "evaluator": "hand-gaussian", "config": {"std": 0.5}},
+            {"name": "base", "evaluator": "hand-policy"},
+            {"name": "task", "evaluator": "hand-policy", "config": {"std": 0.5}},
             {"name": "certify", "certifier": "scenario", "inputs": {"policy": "base"}, "config": {"episodes": 200}},
             {
                 "name": "sweep",
