@@ -205,7 +205,6 @@ def test_a_foreign_episode_store_with_a_matching_hash_is_refused(certificate):
         verify_certificate(certificate)
 
 
-
 def test_the_committed_experiment_1_certificate_verifies(capsys):
     """The certificate of the real seed-0 base policy (artifacts/exp1-seed0) recomputes exactly."""
     root = Path(__file__).resolve().parents[1]
