@@ -16,6 +16,7 @@ import math
 import numpy as np
 from numba import njit
 
+from sport_projection import formulas
 from sport_projection.status import BASE, INVALID, MARGINS, PROJECTED, TASK, UNVERIFIED
 
 # error_model="numpy": divisions give inf/nan like IEEE instead of a zero-division check per division.
@@ -204,19 +205,8 @@ def point_at(lam, mb, mt, Sb, St, D, iSb, lstar, sb, out_m, out_s, out_q, out_u,
         out_g[i] = gap
 
 
-@_jit
-def slope_at_base(lam, Sb, St, D):
-    """dc/dλ of one dimension as λ ↑ λ* (where it reaches the base, w = w0 = λSt/K); ≤ 0."""
-    K = Sb + lam * St
-    w = lam * St / K
-    gam = (Sb - St) / K
-    dlt = lam * D * St / (K * K)
-    v = Sb / K  # 1 − w without cancellation when λSt ≫ Sb
-    dc_dw = 0.5 / v + 0.5 * D * lam * St / (K * K * w * w * w)
-    dc_dl = -0.5 * St / K - 0.5 * D * St * Sb / (w * w * K * K * K)
-    g_w = (2.0 * gam - 3.0 * w) * w - dlt
-    g_l = -w * w * gam * St / K + v * D * St * (Sb - lam * St) / (K * K * K)
-    return dc_dl - dc_dw * g_l / g_w
+# The formula is shared with the torch solver (it is plain arithmetic on floats or tensors).
+slope_at_base = _jit(formulas.slope_at_base)
 
 
 @_jit

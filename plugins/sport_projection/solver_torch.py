@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from sport_projection.formulas import slope_at_base as _slope_at_base
 from sport_projection.status import BASE, INVALID, MARGINS, PROJECTED, TASK, UNVERIFIED
 
 
@@ -109,20 +110,6 @@ def _eval_lambda(lam, Sb, St, D, iSb, lstar):
     dc = dc_dl - dc_dw * g_l / g_w
     zero = torch.zeros_like(c)
     return torch.where(inside, c, zero).sum(-1), torch.where(inside, dc, zero).sum(-1)
-
-
-def _slope_at_base(lam, Sb, St, D):
-    """dc/dλ of one dimension as λ ↑ λ* (w = λSt/K); see :func:`sport_projection.kernel.slope_at_base`."""
-    K = Sb + lam * St
-    w = lam * St / K
-    gam = (Sb - St) / K
-    dlt = lam * D * St / (K * K)
-    v = Sb / K  # 1 − w without cancellation when λSt ≫ Sb
-    dc_dw = 0.5 / v + 0.5 * D * lam * St / (K * K * w * w * w)
-    dc_dl = -0.5 * St / K - 0.5 * D * St * Sb / (w * w * K * K * K)
-    g_w = (2.0 * gam - 3.0 * w) * w - dlt
-    g_l = -w * w * gam * St / K + v * D * St * (Sb - lam * St) / (K * K * K)
-    return dc_dl - dc_dw * g_l / g_w
 
 
 def _find_lambda(L, Sb, St, D, iSb, lstar, c_fin, a_inf, b_inf, rtol, max_iter):
