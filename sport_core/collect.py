@@ -124,8 +124,13 @@ class _Chunk:
     trajectory: bool
 
 
+def worker_env(env_maker_blob: bytes) -> Any:
+    """The env of a pickled env maker, built once per process (a MuJoCo env compiles its model on build)."""
+    return _cached(_ENV_CACHE, env_maker_blob, lambda maker: maker.make())
+
+
 def _run_chunk(chunk: _Chunk) -> list[EpisodeRecord]:
-    env = _cached(_ENV_CACHE, chunk.env_maker, lambda maker: maker.make())
+    env = worker_env(chunk.env_maker)
     actor = _cached(_ACTOR_CACHE, chunk.actor, lambda a: a)
     return [run_episode(actor, env, chunk.seed, i, chunk.trajectory) for i in chunk.indices]
 

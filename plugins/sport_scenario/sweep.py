@@ -32,7 +32,6 @@ for the slowest chunk of one α before starting the next.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -46,7 +45,7 @@ import torch
 
 from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, sha256_file
-from sport_core.collect import EpisodeRecord, run_episode
+from sport_core.collect import EpisodeRecord, run_episode, worker_env
 from sport_core.config import component_field, structure, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError, RegistryError
@@ -123,26 +122,9 @@ class ChunkResult:
     fallbacks: int
 
 
-_WORKER_ENV: dict[str, Any] = {}
-
-
-def _worker_env(blob: bytes) -> Any:
-    """The env of ``blob``, built once per worker process (a MuJoCo env compiles its model on build)."""
-    key = hashlib.sha256(blob).hexdigest()
-    if key not in _WORKER_ENV:
-        for old in _WORKER_ENV.values():
-            close = getattr(old, "close", None)
-            if close is not None:
-                close()
-        _WORKER_ENV.clear()
-        _WORKER_ENV[key] = pickle.loads(blob).make()
-    return _WORKER_ENV[key]
-
-
 def run_chunk(chunk: SweepChunk) -> ChunkResult:
     """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone."""
-    torch.set_num_threads(1)
-    env = _worker_env(chunk.env_maker)
+    env = worker_env(chunk.env_maker)
     actor = pickle.loads(chunk.actor)
     records = [run_episode(actor, env, chunk.seed, i) for i in chunk.indices]
     return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks))
