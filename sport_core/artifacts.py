@@ -24,7 +24,8 @@ from sport_core.errors import ArtifactError
 _CHUNK = 1 << 20
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Flush a directory entry (after a rename into it) so the rename survives a power loss."""
     with contextlib.suppress(OSError):  # not every filesystem allows opening a directory
         fd = os.open(directory, os.O_RDONLY)
         try:
@@ -51,7 +52,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

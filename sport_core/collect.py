@@ -5,11 +5,8 @@ layout whatever the seed) and samples actions with ``torch_generator(seed, i, "p
 depends only on (actor, env, seed, i). Episodes are sent to the executor in chunks; records come back as
 chunks finish and are handed to ``on_record`` at once, so a kill loses only the chunks in flight.
 
-Outcome and event steps (steps count from 1, the first action):
-``goal_step`` / ``violation_step`` are the first steps whose ``info`` had ``goal_met`` /
-``constraint_violated`` (−1 if never). The outcome is ``violation`` if a violation happened no later than
-the first goal (a goal and a violation in the same step count as a violation: the safe choice),
-else ``goal`` if the goal was met, else ``timeout``.
+Outcome and event steps follow :mod:`sport_core.tracking` (the same bookkeeping trainers use): steps count
+from 1; a goal and a violation in the same step count as a violation (the safe choice).
 """
 
 from __future__ import annotations
@@ -24,43 +21,9 @@ import attrs
 import numpy as np
 
 from sport_core.seeding import episode_seed, torch_generator
+from sport_core.tracking import OUTCOMES, EpisodeRecord, EpisodeTracker, outcome_of
 
-OUTCOMES = ("goal", "violation", "timeout")
-
-
-@attrs.frozen(eq=False)
-class EpisodeRecord:
-    """What one episode leaves behind. ``trajectory`` ([length + 1, 2] agent x-y) only when asked for."""
-
-    index: int
-    seed: int
-    outcome: str
-    goal_step: int
-    violation_step: int
-    length: int
-    ret: float
-    trajectory: np.ndarray | None = None
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EpisodeRecord):
-            return NotImplemented
-        same = attrs.astuple(self, filter=lambda a, _: a.name != "trajectory") == attrs.astuple(
-            other, filter=lambda a, _: a.name != "trajectory"
-        )
-        if self.trajectory is None or other.trajectory is None:
-            return same and self.trajectory is None and other.trajectory is None
-        return same and np.array_equal(self.trajectory, other.trajectory)
-
-    def failed_by(self, horizon: int) -> bool:
-        """Reach-avoid failure at horizon T: not (goal by T with no violation at or before the goal step)."""
-        return not (0 < self.goal_step <= horizon and self.outcome == "goal")
-
-
-def outcome_of(goal_step: int, violation_step: int) -> str:
-    """Classify an episode from its first goal and first violation steps (see module docstring)."""
-    if violation_step > 0 and (goal_step < 0 or violation_step <= goal_step):
-        return "violation"
-    return "goal" if goal_step > 0 else "timeout"
+__all__ = ["OUTCOMES", "EpisodeRecord", "collect", "iter_collect", "outcome_of", "run_episode", "worker_env"]
 
 
 def run_episode(actor: Any, env: Any, seed: int, index: int, trajectory: bool = False) -> EpisodeRecord:
@@ -69,33 +32,17 @@ def run_episode(actor: Any, env: Any, seed: int, index: int, trajectory: bool = 
     generator = torch_generator(seed, index, "policy")
     obs, info = env.reset(seed=env_seed)
     actor.reset()
-    goal_step = violation_step = -1
-    ret = 0.0
+    tracker = EpisodeTracker()
     path = [np.asarray(info["agent_pos"], dtype=np.float64)[:2]] if trajectory else None
-    t = 0
     while True:
-        t += 1
         action = actor.act(np.asarray(obs), generator)
         obs, reward, terminated, truncated, info = env.step(action)
-        ret += float(reward)
-        if goal_step < 0 and info.get("goal_met", False):
-            goal_step = t
-        if violation_step < 0 and info.get("constraint_violated", False):
-            violation_step = t
+        tracker.step(reward, info)
         if path is not None:
             path.append(np.asarray(info["agent_pos"], dtype=np.float64)[:2])
         if terminated or truncated:
             break
-    return EpisodeRecord(
-        index=index,
-        seed=seed,
-        outcome=outcome_of(goal_step, violation_step),
-        goal_step=goal_step,
-        violation_step=violation_step,
-        length=t,
-        ret=ret,
-        trajectory=np.stack(path) if path is not None else None,
-    )
+    return tracker.record(index, seed, trajectory=np.stack(path) if path is not None else None)
 
 
 # Per-process caches so that a worker builds (and, for MuJoCo, compiles) its env and actor once.

@@ -8,6 +8,9 @@ A ``purpose`` separates independent streams of one episode (e.g. the env layout 
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -32,3 +35,16 @@ def torch_generator(seed: int, index: int, purpose: str = "policy") -> torch.Gen
     g = torch.Generator()
     g.manual_seed(episode_seed(seed, index, purpose))
     return g
+
+
+def stage_seeds(run_seed: int, stage: str, names: Sequence[str]) -> dict[str, int]:
+    """Independent 63-bit seeds ``names`` of one stage, derived from the run seed and the stage's name.
+
+    Word j comes from ``SeedSequence(run_seed, spawn_key=(crc32(stage),)).generate_state(len(names))[j] >> 1``;
+    since a SeedSequence's first words do not depend on how many are asked for, adding a name at the end
+    leaves the others unchanged. Two stages of one run get unrelated streams; the same stage in two runs
+    with the same seed gets the same ones.
+    """
+    ss = np.random.SeedSequence(entropy=run_seed, spawn_key=(zlib.crc32(stage.encode()),))
+    words = ss.generate_state(len(names), np.uint64) >> np.uint64(1)
+    return {name: int(w) for name, w in zip(names, words, strict=True)}

@@ -19,23 +19,23 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
 import attrs
-import gymnasium as gym
 import numpy as np
 import torch
 
 from sport_core.artifacts import atomic_write_json
-from sport_core.collect import outcome_of
+from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_core.config import structure, unstructure
 from sport_core.errors import SportError
+from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
-from sport_core.seeding import episode_seed
+from sport_core.seeding import episode_seed, stage_seeds
+from sport_core.spaces import BoxSpaces, box_spaces
+from sport_core.tracking import EpisodeTracker
 from sport_core.weights import ModelCard, save_policy
-from sport_sac.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_sac.config import SACConfig
 from sport_sac.critics import TwinCritic
 from sport_sac.curriculum import Curriculum
@@ -45,76 +45,17 @@ from sport_sac.replay import PrioritizedReplayBuffer, ReplayBuffer
 log = logging.getLogger("sport.sac")
 
 
-@attrs.frozen
-class Seeds:
-    """Independent seeds of one SAC stage, derived from the run seed and the stage name."""
-
-    init: int
-    act: int
-    update: int
-    replay: int
-    env: int
-
-    @classmethod
-    def derive(cls, run_seed: int, stage: str) -> Seeds:
-        ss = np.random.SeedSequence(entropy=run_seed, spawn_key=(zlib.crc32(stage.encode()),))
-        words = ss.generate_state(5, np.uint64) >> np.uint64(1)
-        return cls(*(int(w) for w in words))
+#: The independent random streams of one SAC stage (:func:`sport_core.seeding.stage_seeds`).
+SEED_NAMES = ("init", "act", "update", "replay", "env")
 
 
-class _Window:
-    """Metrics summed over one logging window (episodes finished and updates done in it)."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-        self.steps = 0
-        self.episodes = self.successes = self.violations = 0
-        self.ret = self.length = 0.0
-        self.updates = self.actor_steps = 0
-        self.critic_loss = self.q_mean = self.actor_loss = self.entropy = self.alpha_loss = 0.0
-
-    def add_episode(self, outcome: str, ret: float, length: int) -> None:
-        self.episodes += 1
-        self.ret += ret
-        self.length += length
-        self.successes += outcome == "goal"
-        self.violations += outcome == "violation"
-
-    def add_update(self, s: UpdateStats) -> None:
-        self.updates += 1
-        self.critic_loss += s.critic_loss
-        self.q_mean += s.q_mean
-        self.actor_steps += s.actor_steps
-        self.actor_loss += s.actor_loss
-        self.entropy += s.entropy
-        self.alpha_loss += s.alpha_loss
-
-    def scalars(self) -> dict[str, float]:
-        seconds = max(time.perf_counter() - self.start, 1e-9)
-        out = {"perf/steps_per_s": self.steps / seconds}
-        if self.episodes:
-            n = self.episodes
-            out.update(
-                {
-                    "train/episodes": n,
-                    "train/return": self.ret / n,
-                    "train/length": self.length / n,
-                    "train/success_rate": self.successes / n,
-                    "train/violation_rate": self.violations / n,
-                }
-            )
-        if self.updates:
-            out.update({"loss/critic": self.critic_loss / self.updates, "q/mean": self.q_mean / self.updates})
-        if self.actor_steps:
-            k = self.actor_steps
-            out.update(
-                {
-                    "loss/actor": self.actor_loss / k,
-                    "train/entropy": self.entropy / k,
-                    "loss/alpha": self.alpha_loss / k,
-                }
-            )
-        return out
+def _window_add_update(window: MetricsWindow, s: UpdateStats) -> None:
+    """Critic metrics are means over updates; actor metrics means over actor steps."""
+    window.add("loss/critic", s.critic_loss)
+    window.add("q/mean", s.q_mean)
+    window.add("loss/actor", s.actor_loss, s.actor_steps)
+    window.add("train/entropy", s.entropy, s.actor_steps)
+    window.add("loss/alpha", s.alpha_loss, s.actor_steps)
 
 
 @attrs.define(eq=False)
@@ -178,29 +119,14 @@ class SACTrainer:
             raise SportError(f"stage {ctx.name!r}: {exc}") from exc
         return ctx.registry.get("env", ctx.env_ref.name).build(config)
 
-    def _spaces(self, ctx: Any, env: Any) -> tuple[int, int, np.ndarray, np.ndarray]:
-        """(obs_dim, act_dim, action scale, action bias) of a flat-Box-observation, bounded-Box-action env."""
-        obs_space, act_space = env.observation_space, env.action_space
-        bounded = (
-            isinstance(act_space, gym.spaces.Box)
-            and np.all(np.isfinite(act_space.low))
-            and np.all(np.isfinite(act_space.high))
-        )
-        if not bounded:
-            raise SportError(f"stage {ctx.name!r}: sac needs a bounded Box action space, got {act_space}")
-        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-            raise SportError(f"stage {ctx.name!r}: sac needs a flat Box observation space, got {obs_space}")
-        low, high = act_space.low.astype(np.float64), act_space.high.astype(np.float64)
-        return int(obs_space.shape[0]), int(act_space.shape[0]), (high - low) / 2.0, (high + low) / 2.0
-
-    def _build_policy(self, ctx: Any, obs_dim: int, act_dim: int, scale: np.ndarray, bias: np.ndarray):
+    def _build_policy(self, ctx: Any, sp: BoxSpaces):
         cfg = self.config
         component = ctx.registry.get("policy", cfg.policy)
         pconf = structure(component.config_cls, dict(cfg.policy_config), f"stages.{ctx.name}.config.policy_config")
-        actor = component.build(pconf)(obs_dim, act_dim, tuple(scale.tolist()), tuple(bias.tolist()))
+        actor = component.build(pconf)(sp.obs_dim, sp.act_dim, sp.action_scale, sp.action_bias)
         return actor, pconf
 
-    def _state(self, ctx: Any, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: Seeds) -> TrainState:
+    def _state(self, ctx: Any, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: dict[str, int]) -> TrainState:
         cfg = self.config
         critic = TwinCritic(obs_dim, act_dim, cfg.critic_hidden, cfg.critic_activation)
         params = LearnerParams(
@@ -214,7 +140,9 @@ class SACTrainer:
             target_entropy=cfg.target_entropy,
             policy_delay=cfg.policy_delay,
         )
-        learner = SACLearner(actor, critic, params, torch.Generator().manual_seed(seeds.update), cfg.engine, cfg.matmul)
+        learner = SACLearner(
+            actor, critic, params, torch.Generator().manual_seed(seeds["update"]), cfg.engine, cfg.matmul
+        )
         if cfg.prioritized_replay:
             replay = PrioritizedReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.per_alpha, cfg.per_eps)
         else:
@@ -224,8 +152,8 @@ class SACTrainer:
             learner,
             replay,
             curriculum,
-            torch.Generator().manual_seed(seeds.act),
-            np.random.Generator(np.random.PCG64(seeds.replay)),
+            torch.Generator().manual_seed(seeds["act"]),
+            np.random.Generator(np.random.PCG64(seeds["replay"])),
         )
 
     # -- the stage --------------------------------------------------------------------------------
@@ -233,13 +161,15 @@ class SACTrainer:
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
         torch.set_num_threads(cfg.torch_threads)
-        seeds = Seeds.derive(ctx.seed, ctx.name)
+        seeds = stage_seeds(ctx.seed, ctx.name, SEED_NAMES)
         probe = Curriculum(cfg.curriculum_key, cfg.curriculum, cfg.curriculum_threshold, cfg.curriculum_window)
         env = self._level_maker(ctx, probe).make()  # every level has the same spaces
-        obs_dim, act_dim, scale, bias = self._spaces(ctx, env)
+        sp = box_spaces(env, ctx.name, "sac")
+        obs_dim, act_dim = sp.obs_dim, sp.act_dim
+        scale, bias = np.asarray(sp.action_scale), np.asarray(sp.action_bias)
         with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
-            torch.manual_seed(seeds.init)
-            actor, pconf = self._build_policy(ctx, obs_dim, act_dim, scale, bias)
+            torch.manual_seed(seeds["init"])
+            actor, pconf = self._build_policy(ctx, sp)
             state = self._state(ctx, actor, obs_dim, act_dim, seeds)
         folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
         if folder is not None:
@@ -260,14 +190,16 @@ class SACTrainer:
         maker = self._train(ctx, state, seeds, scale, bias, env)
         return self._export(ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, state)
 
-    def _train(self, ctx: Any, s: TrainState, seeds: Seeds, scale: np.ndarray, bias: np.ndarray, env: Any) -> Any:
+    def _train(
+        self, ctx: Any, s: TrainState, seeds: dict[str, int], scale: np.ndarray, bias: np.ndarray, env: Any
+    ) -> Any:
         """Run the loop from ``s`` to ``total_steps`` (``env``: one of the current level, or None to build it);
         returns the env maker of the last level."""
         cfg = self.config
         learner, replay, curriculum = s.learner, s.replay, s.curriculum
         actor = learner.actor
         t_start = time.perf_counter()
-        window = _Window()
+        window = MetricsWindow()
         last_checkpoint = s.step
         total, starts, batch_size = cfg.total_steps, cfg.learning_starts, cfg.batch_size
         beta_span = cfg.per_beta_end - cfg.per_beta_start
@@ -275,8 +207,8 @@ class SACTrainer:
         act_dim = len(scale)
         maker = self._level_maker(ctx, curriculum)
         env = env if env is not None else maker.make()
-        obs, _ = env.reset(seed=episode_seed(seeds.env, s.episode, "env"))
-        ep_ret, ep_len, goal_step, violation_step = 0.0, 0, -1, -1
+        obs, _ = env.reset(seed=episode_seed(seeds["env"], s.episode, "env"))
+        episode = EpisodeTracker()
         with progress_bar(total, f"{ctx.name}: env steps", completed=s.step) as advance:
             while s.step < total:
                 if s.step < starts:
@@ -288,21 +220,16 @@ class SACTrainer:
                 replay.add(obs, action, reward, next_obs, terminated)
                 s.step += 1
                 window.steps += 1
-                ep_ret += float(reward)
-                ep_len += 1
-                if goal_step < 0 and info.get("goal_met", False):
-                    goal_step = ep_len
-                if violation_step < 0 and info.get("constraint_violated", False):
-                    violation_step = ep_len
+                episode.step(reward, info)
                 if s.step >= starts:
                     beta = cfg.per_beta_start + beta_span * s.step / total
                     b = replay.sample(batch_size, s.replay_rng, beta)
                     stats = learner.update(b.obs, b.act, b.rew, b.next_obs, b.done, b.weights)
                     replay.update_priorities(b.index, stats.td_abs)
-                    window.add_update(stats)
+                    _window_add_update(window, stats)
                 if terminated or truncated:
-                    outcome = outcome_of(goal_step, violation_step)
-                    window.add_episode(outcome, ep_ret, ep_len)
+                    outcome = episode.outcome
+                    window.add_episode(outcome, episode.ret, episode.length)
                     s.episode += 1
                     if curriculum.record(outcome == "goal"):
                         log.info(
@@ -317,8 +244,8 @@ class SACTrainer:
                     if s.step - last_checkpoint >= cfg.checkpoint_every and s.step < total:
                         s.save(ctx.checkpoint_dir, s.elapsed + time.perf_counter() - t_start)
                         last_checkpoint = s.step
-                    obs, _ = env.reset(seed=episode_seed(seeds.env, s.episode, "env"))
-                    ep_ret, ep_len, goal_step, violation_step = 0.0, 0, -1, -1
+                    obs, _ = env.reset(seed=episode_seed(seeds["env"], s.episode, "env"))
+                    episode.reset()
                 else:
                     obs = next_obs
                 if s.step % cfg.log_every == 0 or s.step == total:
@@ -334,7 +261,7 @@ class SACTrainer:
                         scalars["per/beta"] = cfg.per_beta_start + beta_span * s.step / total
                     ctx.log.scalars(s.step, scalars)
                     advance(window.steps)
-                    window = _Window()
+                    window = MetricsWindow()
         env.close()
         s.elapsed += time.perf_counter() - t_start
         return maker

@@ -1,12 +1,18 @@
-"""Resumable training checkpoints: one directory per checkpoint, published atomically.
+"""Resumable training checkpoints for any trainer: one directory per checkpoint, published atomically.
 
-A checkpoint ``step-<N>/`` holds ``learner.pt`` (networks, target critics, optimiser states, log α, the
-update generator: tensors and plain values only, read back with ``torch.load(weights_only=True)``),
-``replay.npz`` (the buffer's transitions and priorities, no pickle) and ``state.json`` (loop counters,
-curriculum, the other random-generator states and the SHA-256 of the two binary files). It is written into
-a temporary directory that is renamed into place when complete; then ``latest.json`` is atomically
-replaced to point at it, and older checkpoints are deleted. A crash at any moment leaves the previous
-checkpoint intact and pointed to.
+A checkpoint ``step-<N>/`` holds three files:
+
+* ``learner.pt``: nested dicts of tensors and plain values (networks, optimiser states, generator states),
+  written with ``torch.save`` and read back with ``torch.load(weights_only=True)``, so it cannot run code;
+* ``replay.npz``: named numpy arrays (a replay buffer, rollout arrays, episode records; no pickle);
+* ``state.json``: small JSON state (loop counters, curricula, numpy generator states) plus the format tag
+  and the SHA-256 of the two binary files, checked on load.
+
+It is written into a temporary directory that is renamed into place when complete; then ``latest.json`` is
+atomically replaced to point at it, and older checkpoints are deleted. A crash at any moment leaves the
+previous checkpoint intact and pointed to. Trainers call :func:`save_checkpoint` at points where their loop
+state is exactly these three parts (SAC at episode ends, PPO between updates) so that a resumed stage
+continues bit for bit.
 """
 
 from __future__ import annotations
@@ -19,30 +25,28 @@ from typing import Any
 
 import torch
 
-from sport_core.artifacts import atomic_write_bytes, atomic_write_json, load_npz, read_json, save_npz, sha256_file
+from sport_core.artifacts import (
+    atomic_write_bytes,
+    atomic_write_json,
+    fsync_dir,
+    load_npz,
+    read_json,
+    save_npz,
+    sha256_file,
+)
 from sport_core.errors import ArtifactError
 
-FORMAT = "sport-sac-checkpoint-v1"
+FORMAT = "sport-checkpoint-v1"
 LATEST = "latest.json"
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(
-    directory: Path, step: int, learner_state: dict[str, Any], replay_state: dict[str, Any], state: dict[str, Any]
+    directory: Path, step: int, tensors: dict[str, Any], arrays: dict[str, Any], state: dict[str, Any]
 ) -> Path:
-    """Write checkpoint ``step`` into ``directory`` and point ``latest.json`` at it; returns its folder."""
+    """Write checkpoint ``step`` into ``directory`` and point ``latest.json`` at it; returns its folder.
+
+    ``tensors`` go to ``learner.pt`` (weights-only torch), ``arrays`` to ``replay.npz``, ``state`` (JSON
+    values) to ``state.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:09d}"
@@ -51,14 +55,14 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     blob = io.BytesIO()
-    torch.save(learner_state, blob)
+    torch.save(tensors, blob)
     atomic_write_bytes(tmp / "learner.pt", blob.getvalue())
-    save_npz(tmp / "replay.npz", **replay_state)
+    save_npz(tmp / "replay.npz", **arrays)
     files = {f: sha256_file(tmp / f) for f in ("learner.pt", "replay.npz")}
     atomic_write_json(tmp / "state.json", {"format": FORMAT, "step": step, "sha256": files, **state})
     shutil.rmtree(final, ignore_errors=True)  # a leftover of a crash between rename and pointer update
     os.replace(tmp, final)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     atomic_write_json(directory / LATEST, {"format": FORMAT, "checkpoint": name, "step": step})
     _remove(p for p in directory.iterdir() if p.name not in (name, LATEST))
     return final
@@ -88,7 +92,7 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """(learner state, replay arrays, loop state) of a checkpoint folder, after checking its hashes."""
+    """(tensors, arrays, state) of a checkpoint folder, after checking its hashes and format."""
     folder = Path(folder)
     state = read_json(folder / "state.json", what="checkpoint state")
     if state.get("format") != FORMAT:
