@@ -7,10 +7,50 @@ state, the same observations give the same actions in any process.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
+
+
+def draw_noise(generators: Sequence[torch.Generator], like: torch.Tensor) -> torch.Tensor:
+    """ε ~ N(0, I) shaped like ``like`` [B, d]: row j from ``generators[j]``, drawn exactly as a single-row
+    :meth:`Policy.act` draws it (``torch.randn((1, d), generator=…)``), so a batched env step gives each
+    episode the same numbers it would get alone (common random numbers whatever the batch)."""
+    if len(generators) != like.shape[0]:
+        raise ValueError(f"{len(generators)} generators for {like.shape[0]} rows")
+    shape = (1, *like.shape[1:])
+    rows = [torch.randn(shape, generator=g, dtype=like.dtype, device=like.device) for g in generators]
+    return torch.cat(rows) if len(rows) > 1 else rows[0]
+
+
+def gaussian_log_prob(x: torch.Tensor, mu: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Σ_i log N(x_i; μ_i, σ_i²) over the last dimension (pre-tanh densities: where ratios are defined)."""
+    return torch.distributions.Normal(mu, std).log_prob(x).sum(-1)
+
+
+@attrs.frozen(eq=False)
+class PolicySample:
+    """One batched draw: env ``action`` = squash(``x``), pre-tanh ``x`` ~ N(``mu``, ``std``²) and its
+    ``log_prob`` [B]; for a projected draw also the ``base`` and ``task`` parameters it was projected from."""
+
+    action: torch.Tensor
+    x: torch.Tensor
+    log_prob: torch.Tensor
+    mu: torch.Tensor
+    std: torch.Tensor
+    base: tuple[torch.Tensor, torch.Tensor] | None = None
+    task: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+@torch.no_grad()
+def sample_policy(policy: Any, obs: torch.Tensor, generators: Sequence[torch.Generator]) -> PolicySample:
+    """Act with a :class:`sport_core.protocols.Policy` on a batch, row j with ``generators[j]``."""
+    mu, std = policy(obs)
+    x = mu + std * draw_noise(generators, mu)
+    return PolicySample(policy.squash(x), x, gaussian_log_prob(x, mu, std), mu, std)
 
 
 class RandomActor:
@@ -58,6 +98,12 @@ class ProjectedActor:
     (the projection returns the base there) and a task that already meets the bound acts bitwise like the
     task. Both policies must share observation and action spaces (the base's squash is used).
 
+    :meth:`sample` does the same for a batch of observations (one projection call for all rows, row j drawing
+    from generator j) and also returns the pre-tanh x, log p_proj(x) and both policies' parameters: what a
+    trainer that acts with the projected policy (Projected PPO) keeps.
+
+    The policies are used only through :class:`sport_core.protocols.Policy` (``forward`` and ``squash``).
+
     ``steps`` counts projected observations; ``fallbacks`` is the projection's running count of rows it
     replaced by the base (invalid input or a failed verification). The counts live in this object, so in a
     worker process they stay with the worker's copy: whoever needs them must send them back (the sweep
@@ -85,6 +131,15 @@ class ProjectedActor:
     def distribution(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The projected pre-tanh (μp, σp) for a batch of observations ``[B, n]`` (no autograd history)."""
         return self.projection.project(self.base(obs), self.task(obs), self.alpha)
+
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, generators: Sequence[torch.Generator]) -> PolicySample:
+        """Projected actions for observations ``[B, n]``, row j drawing its noise from ``generators[j]``."""
+        base, task = self.base(obs), self.task(obs)
+        mu, std = self.projection.project(base, task, self.alpha)
+        self.steps += obs.shape[0]
+        x = mu + std * draw_noise(generators, mu)
+        return PolicySample(self.base.squash(x), x, gaussian_log_prob(x, mu, std), mu, std, base, task)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:

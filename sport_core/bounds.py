@@ -28,6 +28,9 @@ from scipy.special import betainccinv, betaincinv
 OUTCOMES: tuple[str, ...] = ("goal", "violation", "timeout")
 GOAL_CODE = 0
 
+#: The ratio bounds α of the paper's two experiments (FACTS §7).
+PAPER_ALPHAS: tuple[float, ...] = (1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
 
 def _check_beta(beta: np.ndarray) -> None:
     if not np.all((beta > 0) & (beta < 1)):

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
 import numpy as np
 
 
@@ -24,6 +25,55 @@ class EnvMaker(Protocol):
     fixed_layout: bool
 
     def make(self) -> Any: ...
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """A squashed diagonal-Gaussian policy module (what the ``policy`` components build).
+
+    The policy is a Gaussian N(μ(s), diag σ(s)²) on a *pre-tanh* variable x; the env action is
+    ``squash(x) = tanh(x) · scale + bias``. The density ratio of two policies is defined on x (tanh acts the
+    same on both, so the Jacobians cancel), which is where projections and PPO ratios work.
+
+    * ``forward(obs[B, n]) -> (mu[B, d], std[B, d])``: the pre-tanh mean and standard deviation;
+    * ``log_prob(obs[B, n], x[B, d]) -> [B]``: Σ_i log N(x_i; μ_i, σ_i²), differentiable in the parameters;
+    * ``squash(x) -> action``;
+    * ``act(obs, generator=None, deterministic=False) -> action[B, d]``: the squashed mean, or
+      ``squash(μ + σ·ε)`` with ``ε = torch.randn(μ.shape, generator=generator, dtype=μ.dtype)``. Acting
+      through this exact draw is what lets :class:`sport_core.actors.ProjectedActor` reproduce a policy's
+      episodes bit for bit (common random numbers).
+
+    Optional: ``sample(obs, generator) -> (action, log π(action), x)`` reparameterised (SAC needs it) and
+    ``mlp_layout() -> GaussianMLPLayout | None`` (fast engines that differentiate by hand need it).
+    """
+
+    def forward(self, obs: Any) -> tuple[Any, Any]: ...
+
+    def log_prob(self, obs: Any, x: Any) -> Any: ...
+
+    def squash(self, x: Any) -> Any: ...
+
+    def act(self, obs: Any, generator: Any = None, deterministic: bool = False) -> Any: ...
+
+
+@attrs.frozen(eq=False)
+class GaussianMLPLayout:
+    """How a policy computes (μ, σ), for engines that differentiate it by hand (the fused SAC update).
+
+    ``trunk``: the modules applied in order (``torch.nn.Linear`` followed by an activation module, repeated);
+    ``mu_head`` and ``log_std_head``: linear layers on the trunk's output; the log-std is bounded as
+    ``log σ = log_std_min + (log_std_max − log_std_min) · (tanh(raw) + 1) / 2`` with ``raw`` the head's
+    output; the action is ``tanh(x) · action_scale + action_bias``. The tensors are the module's own
+    parameters and buffers (not copies), so an engine that updates them in place trains the policy.
+    """
+
+    trunk: tuple[Any, ...]
+    mu_head: Any
+    log_std_head: Any
+    log_std_min: float
+    log_std_max: float
+    action_scale: Any
+    action_bias: Any
 
 
 @runtime_checkable

@@ -170,6 +170,23 @@ def policy_input(ctx: Any, role: str = "policy") -> Path:
     return ctx.input(role, "policy" if "policy" in outputs and not pinned else None)
 
 
+def certified_base_input(ctx: Any, cert: Mapping[str, Any], role: str = "base") -> Path:
+    """The weights a stage gets as input ``role``, refused unless they are the certificate's base policy
+    (the bound α^T·ε(T) holds only for policies within α of the certified base)."""
+    from sport_core.errors import RecipeError
+
+    weights, _ = policy_files(policy_input(ctx, role))
+    certified = cert["base_policy"].get("weights_sha256")
+    actual = sha256_file(weights)
+    if actual != certified:
+        raise RecipeError(
+            f"stages.{ctx.name}.inputs.{role}: {weights} is not the certificate's base policy (SHA-256 "
+            f"{actual[:12]}…, certified {str(certified)[:12]}…); the bound holds only for "
+            "projections onto the certified base"
+        )
+    return weights
+
+
 def read_certificate(path: str | os.PathLike) -> dict[str, Any]:
     """Read a certificate, refusing a missing, corrupt or foreign file (:class:`ArtifactError`)."""
     data = read_json(path, what="certificate", made_by='a certifier stage (e.g. certifier = "scenario")')

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from sport_core.protocols import GaussianMLPLayout
+
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -62,7 +64,9 @@ def squashed_log_prob(x: torch.Tensor, mu: torch.Tensor, std: torch.Tensor, scal
 
 
 class GaussianMLPPolicy(nn.Module):
-    """obs → (μ, σ) of the pre-tanh Gaussian; ``act`` and ``sample`` squash into the action box."""
+    """obs → (μ, σ) of the pre-tanh Gaussian; ``act`` and ``sample`` squash into the action box.
+
+    Satisfies :class:`sport_core.protocols.Policy` (and gives its optional ``sample`` and ``mlp_layout``)."""
 
     def __init__(
         self,
@@ -103,10 +107,22 @@ class GaussianMLPPolicy(nn.Module):
         x = mu + std * eps
         return self.squash(x), squashed_log_prob(x, mu, std, self.action_scale), x
 
-    def log_prob_pre(self, obs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def log_prob(self, obs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log N(x; μ(obs), σ(obs)²) of pre-tanh samples (the density the policy ratio is defined on)."""
         mu, std = self(obs)
         return gaussian_log_prob(x, mu, std)
+
+    def mlp_layout(self) -> GaussianMLPLayout:
+        """The layers as :class:`sport_core.protocols.GaussianMLPLayout` (the module's own tensors)."""
+        return GaussianMLPLayout(
+            trunk=tuple(self.trunk),
+            mu_head=self.mu_head,
+            log_std_head=self.log_std_head,
+            log_std_min=float(self.config.log_std_min),
+            log_std_max=float(self.config.log_std_max),
+            action_scale=self.action_scale,
+            action_bias=self.action_bias,
+        )
 
     @torch.no_grad()
     def act(

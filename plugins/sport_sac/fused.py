@@ -51,50 +51,59 @@ _BACKWARD = {"relu": _relu_backward_, "tanh": _tanh_backward_}
 _MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
+def _layout(actor: nn.Module) -> tuple[Any, str | None]:
+    """(layout, None) if the fused engine can train ``actor``, else (None, the reason it cannot).
+
+    The engine asks the policy for its :class:`sport_core.protocols.GaussianMLPLayout` (the optional
+    ``mlp_layout()`` of the Policy protocol) and never reads a policy's attributes otherwise."""
+    get_layout = getattr(actor, "mlp_layout", None)
+    layout = get_layout() if callable(get_layout) else None
+    if layout is None:
+        return None, "the policy gives no mlp_layout() (the fused engine needs a Gaussian MLP policy)"
+    layers = list(layout.trunk)
+    if not layers or len(layers) % 2 or not all(isinstance(m, nn.Linear) for m in layers[::2]):
+        return None, "the policy trunk is not a sequence of (Linear, activation) pairs"
+    kinds = {type(m) for m in layers[1::2]}
+    names = [name for name, module in _MODULES.items() if kinds == {module}]
+    if not names:
+        return None, f"unsupported trunk activation {', '.join(sorted(k.__name__ for k in kinds))}"
+    return layout, None
+
+
 def supports(actor: nn.Module) -> str | None:
     """None if the fused engine can train ``actor``, else the reason it cannot."""
-    needed = ("trunk", "mu_head", "log_std_head", "action_scale", "action_bias", "config")
-    missing = [a for a in needed if not hasattr(actor, a)]
-    if missing:
-        return f"the policy has no {', '.join(missing)} (the fused engine needs a gaussian-mlp policy)"
-    activation = getattr(actor.config, "activation", None)
-    if activation not in _BACKWARD:
-        return f"unsupported activation {activation!r}"
-    layers = list(actor.trunk)
-    kind = _MODULES[activation]
-    pairs_ok = (
-        len(layers) > 0
-        and len(layers) % 2 == 0
-        and all(isinstance(layers[i], nn.Linear) and isinstance(layers[i + 1], kind) for i in range(0, len(layers), 2))
-    )
-    if not pairs_ok:
-        return "the policy trunk is not a sequence of (Linear, activation) pairs"
-    return None
+    return _layout(actor)[1]
+
+
+def _activation(layout: Any) -> str:
+    kind = type(layout.trunk[1])
+    return next(name for name, module in _MODULES.items() if module is kind)
 
 
 class FusedUpdate:
     """The fused engine bound to one :class:`sport_sac.learner.SACLearner`."""
 
     def __init__(self, learner: Any, matmul: str = "auto") -> None:
-        reason = supports(learner.actor)
+        layout, reason = _layout(learner.actor)
         if reason is not None:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
         self.learner = learner
         self.backend, self.mm = make_matmul(matmul)
         actor = learner.actor
-        self.trunk = [(m.weight, m.bias) for m in actor.trunk if isinstance(m, nn.Linear)]
-        self.actor_act = actor.config.activation
+        self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
+        self.actor_act = _activation(layout)
         self.actor_bwd = _BACKWARD[self.actor_act]
         self.critic_act = learner.critic.activation
         self.critic_bwd = _BACKWARD[self.critic_act]
-        self.lo, self.hi = float(actor.config.log_std_min), float(actor.config.log_std_max)
+        self.lo, self.hi = layout.log_std_min, layout.log_std_max
         for p in [*actor.parameters(), *learner.critic.parameters()]:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
         # Plain references: module and ParameterList attribute lookups cost more than the small ops here.
         # load_state_dict copies into these same tensors, so the references stay valid.
-        self.scale, self.bias = actor.action_scale, actor.action_bias
-        self.heads = (actor.mu_head.weight, actor.log_std_head.weight, actor.mu_head.bias, actor.log_std_head.bias)
+        self.scale, self.bias = layout.action_scale, layout.action_bias
+        mu_head, ls_head = layout.mu_head, layout.log_std_head
+        self.heads = (mu_head.weight, ls_head.weight, mu_head.bias, ls_head.bias)
         self.critic_params = (list(learner.critic.weights), list(learner.critic.biases))
         self.target_params = (list(learner.critic_target.weights), list(learner.critic_target.biases))
 

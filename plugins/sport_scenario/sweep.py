@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -45,13 +46,16 @@ import torch
 
 from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, sha256_file
+from sport_core.bounds import PAPER_ALPHAS
 from sport_core.collect import EpisodeRecord, run_episode, worker_env
 from sport_core.config import component_field, structure, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError, RegistryError
+from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
 from sport_core.verify import (
     certificate_horizon,
+    certified_base_input,
     describe_policy,
     env_maker_from_certificate,
     evaluate_policy_records,
@@ -66,8 +70,6 @@ log = logging.getLogger("sport")
 
 SWEEP_FORMAT = "sport-projected-sweep-v1"
 ALPHA_FORMAT = "sport-projected-sweep-alpha-v1"
-#: The α values of the paper's experiments.
-PAPER_ALPHAS: tuple[float, ...] = (1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
 CRN_TEXT = (
     "episode i resets the env with the stream (seed, i, 'env') and samples actions with the stream "
     "(seed, i, 'policy') under every alpha (common random numbers)"
@@ -133,11 +135,6 @@ def run_chunk(chunk: SweepChunk) -> ChunkResult:
 # -- the stage ----------------------------------------------------------------------------------------------
 
 
-def alpha_tag(alpha: float) -> str:
-    """The file stem of an α: ``alpha-1.05`` (``repr`` round-trips, so distinct α never share files)."""
-    return f"alpha-{float(alpha)!r}"
-
-
 @attrs.define
 class _Pending:
     records: list[EpisodeRecord] = attrs.Factory(list)
@@ -162,25 +159,30 @@ class ProjectedSweep:
             raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
         env = env_maker_from_certificate(cert, ctx.registry)
         env_table = cert["env"]["config"]
-        base_w, task_w = self._policies(ctx, cert)
-        base = load_policy(base_w, ctx.registry, made_by=f"stage {ctx.input_refs['base']!r}")
-        task = load_policy(task_w, ctx.registry, made_by=f"stage {ctx.input_refs['task']!r}")
-        self._probe(ctx, projection, base, task, load_card(base_w).obs_dim)
-
         alphas = sorted(cfg.alphas)
+        base_w, task_ws, extras, task_desc = self._policies(ctx, cert, alphas)
+        base = load_policy(base_w, ctx.registry, made_by=f"stage {ctx.input_refs['base']!r}")
+        made_by = f"stage {ctx.input_refs['task']!r}"
+        loaded: dict[Path, Any] = {}
+        for w in task_ws.values():
+            if w not in loaded:
+                loaded[w] = load_policy(w, ctx.registry, made_by=made_by)
+        tasks = {a: loaded[task_ws[a]] for a in alphas}
+        self._probe(ctx, projection, base, tasks[alphas[-1]], load_card(base_w).obs_dim)
+
         common = {
             "episodes": cfg.episodes,
             "seed": ctx.seed,
             "base_sha256": sha256_file(base_w),
-            "task_sha256": sha256_file(task_w),
             "projection": {"name": cfg.projection, "config": unstructure(projection.config)},
             "env": env_table,
         }
+        contexts = {a: {"alpha": a, "task_sha256": sha256_file(task_ws[a]), **common} for a in alphas}
         out = ctx.stage_dir / "alphas"
         if not ctx.resumed and out.exists():
             shutil.rmtree(out)  # a fresh attempt never mixes with leftovers of another configuration
         out.mkdir(parents=True, exist_ok=True)
-        finished = {a: s for a in alphas if (s := _finished(out, a, {"alpha": a, **common})) is not None}
+        finished = {a: s for a in alphas if (s := _finished(out, a, contexts[a])) is not None}
         pending = [a for a in alphas if a not in finished]
         if finished:
             log.info(
@@ -193,7 +195,7 @@ class ProjectedSweep:
         env_blob = pickle.dumps(env)
         workers = max(1, getattr(ctx.executor, "workers", 1))
         size = max(1, min(64, math.ceil(cfg.episodes / (4 * workers))))
-        actors = {a: pickle.dumps(ProjectedActor(base, task, projection.fresh(), a)) for a in pending}
+        actors = {a: pickle.dumps(ProjectedActor(base, tasks[a], projection.fresh(), a)) for a in pending}
         chunks = [
             SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))))
             for a in pending
@@ -209,7 +211,7 @@ class ProjectedSweep:
                 advance(len(result.records))
                 if len(bucket.records) == cfg.episodes:
                     alpha = result.alpha
-                    finished[alpha] = self._finish(ctx, cert, alpha, bucket, out, {"alpha": alpha, **common})
+                    finished[alpha] = self._finish(ctx, cert, alpha, bucket, out, contexts[alpha])
                     self._report(ctx, alphas.index(alpha), finished[alpha], horizon)
                     del buckets[alpha]
         if buckets:
@@ -226,6 +228,8 @@ class ProjectedSweep:
                 projected_steps=summary["projected_steps"],
                 episode_store=summary["episode_store"],
             )
+            if extras.get(row["alpha"]):
+                row.update(extras[row["alpha"]])
         star = [r for r in cert["bounds"] if cfg.horizon is None and r["bound"] == bound]
         result.update(
             format=SWEEP_FORMAT,
@@ -237,7 +241,7 @@ class ProjectedSweep:
             common_random_numbers=CRN_TEXT,
             certificate={"path": str(Path(cert_path).resolve()), "sha256": sha256_file(cert_path)},
             base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": ctx.input_refs["base"]},
-            task_policy={**describe_policy(task_w, ctx.stage_dir), "stage": ctx.input_refs["task"]},
+            task_policy={**task_desc, "stage": ctx.input_refs["task"]},
             created=now_utc(),
         )
         path = atomic_write_json(ctx.stage_dir / "sweep.json", result)
@@ -255,25 +259,45 @@ class ProjectedSweep:
         config = structure(component.config_cls, cfg.projection_config, f"stages.{ctx.name}.config.projection_config")
         return _ProjectionFactory(component, config)
 
-    def _policies(self, ctx: Any, cert: dict[str, Any]) -> tuple[Path, Path]:
-        """(base, task) weights; the base must be the certified one and the task must fit its spaces."""
-        base_w, _ = policy_files(policy_input(ctx, "base"))
-        task_w, _ = policy_files(policy_input(ctx, "task"))
-        certified = cert["base_policy"].get("weights_sha256")
-        if sha256_file(base_w) != certified:
-            raise RecipeError(
-                f"stages.{ctx.name}.inputs.base: {base_w} is not the certificate's base policy (SHA-256 "
-                f"{sha256_file(base_w)[:12]}…, certified {str(certified)[:12]}…); the bound holds only for "
-                "projections onto the certified base"
-            )
-        b, t = load_card(base_w), load_card(task_w)
-        for field in ("obs_dim", "act_dim", "action_scale", "action_bias"):
-            if getattr(b, field) != getattr(t, field):
+    def _policies(
+        self, ctx: Any, cert: dict[str, Any], alphas: list[float]
+    ) -> tuple[Path, dict[float, Path], dict[float, dict], dict[str, Any]]:
+        """(base weights, task weights per α, extra row fields per α, the task input described).
+
+        The base must be the certified one. The task input is one saved policy (the same task under every α,
+        Experiment 1) or a policy set (:mod:`sport_core.policyset`: one task per α, e.g. Projected PPO's
+        fine-tunings, Experiment 2), which must hold every α of the sweep; a set's per-α ``training`` table is
+        copied into the rows. Every task must act in the base's spaces."""
+        base_w = certified_base_input(ctx, cert)
+        made = ctx.inputs.get("task", {})
+        pinned = ":" in ctx.stage.inputs.get("task", "")
+        task_in = ctx.input("task", "policies") if "policies" in made and not pinned else policy_input(ctx, "task")
+        if is_policy_set(task_in):
+            entries = read_policy_set(task_in, made_by=f"stage {ctx.input_refs['task']!r}")
+            missing = [a for a in alphas if a not in entries]
+            if missing:
                 raise RecipeError(
-                    f"stages.{ctx.name}.inputs.task: the task policy's {field} {getattr(t, field)} differs from the "
-                    f"base policy's {getattr(b, field)}; both must act in the same spaces"
+                    f"stages.{ctx.name}.inputs.task: the policy set {task_in} has no policy for alphas {missing} "
+                    f"(it has {sorted(entries)}); set stages.{ctx.name}.config.alphas to a subset"
                 )
-        return base_w, task_w
+            task_ws = {a: entries[a].weights for a in alphas}
+            extras = {a: {k: v for k, v in entries[a].extra.items() if k == "training"} for a in alphas}
+            index = Path(task_in) / "policies.json" if Path(task_in).is_dir() else Path(task_in)
+            desc = {"policy_set": os.path.relpath(index.resolve(), ctx.stage_dir.resolve()), "alphas": sorted(entries)}
+        else:
+            task_w, _ = policy_files(policy_input(ctx, "task"))
+            task_ws, extras = dict.fromkeys(alphas, task_w), {}
+            desc = describe_policy(task_w, ctx.stage_dir)
+        b = load_card(base_w)
+        for task_w in dict.fromkeys(task_ws.values()):
+            t = load_card(task_w)
+            for field in ("obs_dim", "act_dim", "action_scale", "action_bias"):
+                if getattr(b, field) != getattr(t, field):
+                    raise RecipeError(
+                        f"stages.{ctx.name}.inputs.task: the task policy's {field} {getattr(t, field)} differs from "
+                        f"the base policy's {getattr(b, field)}; both must act in the same spaces"
+                    )
+        return base_w, task_ws, extras, desc
 
     def _probe(self, ctx: Any, projection: _ProjectionFactory, base: Any, task: Any, obs_dim: int) -> None:
         """Project one observation before any rollout, so that a projection that does not fit these policies
