@@ -172,7 +172,7 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
         pool.restore(state["pool"], arrays, tensors["pool_generators"])
         s.step, s.rollouts, s.elapsed = int(state["step"]), int(state["rollouts"]), float(state["elapsed"])
         s.records = _records_from(arrays, job.seeds["episodes"])
-        s.metrics = [(int(step), dict(scalars)) for step, scalars in state["metrics"]]
+        s.metrics = [(int(step), {k: float(v) for k, v in scalars.items()}) for step, scalars in state["metrics"]]
         s.fallbacks = int(state["fallbacks"])
         log.info("stage %s %s: resumed from %s (step %d)", job.stage, job.tag, folder.name, s.step)
     else:
@@ -286,7 +286,9 @@ def _save(job: Job, learner: PPOLearner, pool: EnvPool, s: _Loop, elapsed: float
         "rollouts": s.rollouts,
         "elapsed": elapsed,
         "pool": pool_json,
-        "metrics": s.metrics,
+        # JSON has no inf/nan (a task log-ratio is +inf where its σ exceeds the base's): kept as strings,
+        # which float() reads back exactly
+        "metrics": [(step, {k: v if math.isfinite(v) else str(v) for k, v in m.items()}) for step, m in s.metrics],
         "fallbacks": s.fallbacks,
     }
     tensors = {"learner": learner.state_dict(), "pool_generators": generators}
