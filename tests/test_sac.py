@@ -11,12 +11,12 @@ import pytest
 import torch
 from scipy import stats
 
+from sport_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_core.errors import ArtifactError, RecipeError, SportError
 from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.weights import ModelCard, load_policy, save_policy
 from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
-from sport_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_sac.critics import TwinCritic
 from sport_sac.curriculum import Curriculum
 from sport_sac.fused import FusedUpdate

@@ -1,0 +1,58 @@
+"""Projected PPO on the real safety-gymnasium task, from the committed Experiment 1 base and certificate.
+
+The certificate fixes the env (the paper's layout, 5 Hz, level 5); a short fine-tuning at α = 1.2 must keep
+the projected policy's log-ratio to the base at most log α at every rollout, with no projection fallback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from sport_core.recipe import validate
+from sport_core.runner import Runner
+
+pytestmark = pytest.mark.safety
+EXP1 = Path(__file__).resolve().parents[1] / "artifacts" / "exp1-seed0"
+CERT = EXP1 / "certify-20261125-191746" / "certify-base" / "certificate.json"
+BASE = EXP1 / "base-20261125-183948" / "base" / "policy.safetensors"
+
+
+def test_projected_ppo_keeps_every_projected_action_within_alpha_on_the_real_task(pm, tmp_path):
+    data = {
+        "run": {"name": "exp2-short", "seed": 0},
+        "executor": {"kind": "inline"},
+        "loggers": [{"kind": "jsonl"}],
+        "stages": [
+            {
+                "name": "finetune",
+                "trainer": "projected-ppo",
+                "inputs": {"base": f"file:{BASE}", "certificate": f"file:{CERT}"},
+                "config": {
+                    "alphas": [1.2],
+                    "total_steps": 768,
+                    "warmup_steps": 128,
+                    "num_envs": 2,
+                    "num_steps": 64,
+                    "learning_rate": 3e-4,
+                },
+            }
+        ],
+    }
+    runner = Runner.create(validate(data, pm.registry), pm, tmp_path)
+    assert runner.run() == "completed"
+    metrics = [json.loads(line)["scalars"] for line in (runner.run_dir / "metrics.jsonl").read_text().splitlines()]
+    rollouts = [m for m in metrics if "alpha-1.2/projection/projected_max_log_ratio" in m]
+    assert len(rollouts) == 1 + 768 // 128
+    for m in rollouts:
+        assert m["alpha-1.2/projection/projected_max_log_ratio"] <= math.log(1.2) + 1e-9
+        assert m["alpha-1.2/projection/fallbacks"] == 0
+    # the task policy itself left the ratio set (its log-ratio exceeds log α), the projection pulled it back
+    trained = [m for m in rollouts if m["alpha-1.2/train/warmup"] == 0.0]
+    assert any(m.get("alpha-1.2/projection/task_max_log_ratio", math.inf) > math.log(1.2) for m in trained[1:])
+    training = json.loads((runner.run_dir / "finetune" / "training.json").read_text())
+    (row,) = training["rows"]
+    assert training["horizon"] == 27 and row["episodes"] > 40 and row["projection_fallbacks"] == 0
