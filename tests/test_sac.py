@@ -307,3 +307,19 @@ def test_sac_learns_the_point_mass(pm, tmp_path):
     card = json.loads((runner.run_dir / "base" / "policy.json").read_text())
     assert card["policy"] == "gaussian-mlp" and card["extra"]["steps"] == 9000
     assert math.isfinite(trained[-1]["loss/critic"])
+
+
+def test_device_auto_on_a_cpu_machine_trains_exactly_as_cpu_and_cuda_is_a_clear_error(pm, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    config = {"total_steps": 300, "learning_starts": 100, "batch_size": 32, "critic_hidden": [16, 16]}
+    config["policy_config"] = {"hidden": [16, 16]}
+    weights = []
+    for device in ("cpu", "auto"):
+        runner = Runner.create(pointmass_recipe(pm.registry, {**config, "device": device}), pm, tmp_path / device)
+        assert runner.run() == "completed"
+        weights.append((runner.run_dir / "base" / "policy.safetensors").read_bytes())
+    assert weights[0] == weights[1]
+    runner = Runner.create(pointmass_recipe(pm.registry, {**config, "device": "cuda"}), pm, tmp_path / "cuda")
+    with pytest.raises(SportError, match=r'stages\.base\.config\.device: "cuda" was asked for'):
+        runner.run()

@@ -32,7 +32,10 @@ class SACConfig:
     last ``curriculum_window`` of them is ≥ ``curriculum_threshold``; ``curriculum_keep_buffer`` false empties
     the replay buffer at each move. An empty ``curriculum`` trains on the stage's env as it is.
 
-    Engineering: ``engine`` "fused" (hand-derived gradients, fast) or "autograd" (plain PyTorch, any policy);
+    Engineering: ``device`` of the learner, "cpu", "cuda" or "auto" (cuda when available); acting, and so
+    every random number of an episode, stays on the CPU. ``engine`` "fused" (hand-derived gradients with
+    oneDNN/BLAS kernels: fast, CPU only) or "autograd" (plain PyTorch, any policy, any device); with
+    ``device = "auto"`` on a GPU the autograd engine is used;
     ``matmul`` backend of the fused engine; ``checkpoint_every`` env steps between resumable checkpoints
     (taken at the next episode end); ``log_every`` env steps between metric records; ``torch_threads``.
     """
@@ -64,6 +67,7 @@ class SACConfig:
     curriculum_threshold: float = attrs.field(default=0.95, validator=_fraction)
     curriculum_window: int = attrs.field(default=100, validator=_positive)
     curriculum_keep_buffer: bool = True
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
     engine: Literal["fused", "autograd"] = "fused"
     matmul: Literal["auto", "onednn", "blas"] = "auto"
     checkpoint_every: int = attrs.field(default=10_000, validator=_positive)

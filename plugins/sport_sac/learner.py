@@ -75,14 +75,19 @@ class SACLearner:
         if engine not in ("fused", "autograd"):
             raise ValueError(f"engine must be 'fused' or 'autograd', got {engine!r}")
         self.actor, self.critic, self.params, self.generator = actor, critic, params, generator
-        self.critic_target = TwinCritic(
-            critic.obs_dim, critic.act_dim, critic.hidden, critic.activation, critic.ensemble
-        ).requires_grad_(False)
+        device = next(critic.parameters()).device  # the learner runs where its networks are
+        self.critic_target = (
+            TwinCritic(critic.obs_dim, critic.act_dim, critic.hidden, critic.activation, critic.ensemble)
+            .to(device)
+            .requires_grad_(False)
+        )
         self.critic_target.load_state_dict(critic.state_dict())
         # One fused kernel per optimiser step; both engines use the same optimisers.
         self.actor_opt = torch.optim.Adam(actor.parameters(), lr=params.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(critic.parameters(), lr=params.critic_lr, fused=True)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(params.initial_alpha)), requires_grad=params.autotune_alpha)
+        self.log_alpha = nn.Parameter(
+            torch.tensor(math.log(params.initial_alpha), device=device), requires_grad=params.autotune_alpha
+        )
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=params.alpha_lr)
         self.updates = 0
         self.engine = engine
@@ -124,7 +129,7 @@ class SACLearner:
         for param, grad in zip(critic_params, torch.autograd.grad(critic_loss, critic_params), strict=True):
             param.grad = grad
         self.critic_opt.step()
-        stats = UpdateStats(critic_loss.item(), q.mean().item(), td[0].detach().abs().numpy().copy())
+        stats = UpdateStats(critic_loss.item(), q.mean().item(), td[0].detach().abs().cpu().numpy().copy())
         actor_params = list(self.actor.parameters())
         for _ in range(actor_steps):
             new_act, logp, _ = self.actor.sample(obs, generator=g)
@@ -142,7 +147,7 @@ class SACLearner:
         """One Adam step on log α with loss −log α · mean(log π + H̄); returns the new α."""
         if self.params.autotune_alpha:
             gap = float(logp.mean()) + self.params.target_entropy
-            self.log_alpha.grad = torch.tensor(-gap)
+            self.log_alpha.grad = torch.tensor(-gap, device=self.log_alpha.device)
             self.alpha_opt.step()
             stats.alpha_loss += -float(self.log_alpha.detach()) * gap
         return self.alpha

@@ -17,6 +17,7 @@ Output: ``policy`` (safetensors + JSON model card, via :func:`sport_core.weights
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from sport_core.artifacts import atomic_write_json
 from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_core.config import structure, unstructure
+from sport_core.devices import resolve_device
 from sport_core.errors import SportError
 from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
@@ -126,7 +128,22 @@ class SACTrainer:
         actor = component.build(pconf)(sp.obs_dim, sp.act_dim, sp.action_scale, sp.action_bias)
         return actor, pconf
 
-    def _state(self, ctx: Any, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: dict[str, int]) -> TrainState:
+    def _engine(self, ctx: Any, device: torch.device) -> str:
+        """The update engine for ``device``: the fused engine's kernels are CPU-only."""
+        cfg = self.config
+        if device.type == "cpu" or cfg.engine == "autograd":
+            return cfg.engine
+        if cfg.device == "auto":
+            log.info("stage %s: learner on %s, so the autograd engine (the fused one is CPU-only)", ctx.name, device)
+            return "autograd"
+        raise SportError(
+            f"stages.{ctx.name}.config.engine: the fused engine is CPU-only (hand-written CPU kernels); with device = "
+            f'"{cfg.device}" set engine = "autograd" (or device = "auto", which picks it on a GPU)'
+        )
+
+    def _state(
+        self, ctx: Any, actor: torch.nn.Module, obs_dim: int, act_dim: int, seeds: dict[str, int], device: Any
+    ) -> TrainState:
         cfg = self.config
         critic = TwinCritic(obs_dim, act_dim, cfg.critic_hidden, cfg.critic_activation)
         params = LearnerParams(
@@ -170,7 +187,7 @@ class SACTrainer:
         with torch.random.fork_rng(devices=[]):  # seed the initialisation without touching the caller's RNG
             torch.manual_seed(seeds["init"])
             actor, pconf = self._build_policy(ctx, sp)
-            state = self._state(ctx, actor, obs_dim, act_dim, seeds)
+            state = self._state(ctx, actor, obs_dim, act_dim, seeds, resolve_device(cfg.device, ctx.name))
         folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
         if folder is not None:
             state.restore(folder)
@@ -188,7 +205,7 @@ class SACTrainer:
             env.close()
             env = None
         maker = self._train(ctx, state, seeds, scale, bias, env)
-        return self._export(ctx, actor, pconf, obs_dim, act_dim, scale, bias, maker, state)
+        return self._export(ctx, actor.to("cpu"), pconf, obs_dim, act_dim, scale, bias, maker, state)
 
     def _train(
         self, ctx: Any, s: TrainState, seeds: dict[str, int], scale: np.ndarray, bias: np.ndarray, env: Any
@@ -197,7 +214,9 @@ class SACTrainer:
         returns the env maker of the last level."""
         cfg = self.config
         learner, replay, curriculum = s.learner, s.replay, s.curriculum
-        actor = learner.actor
+        device = learner.log_alpha.device
+        # Acting stays on the CPU (the episode's random numbers too): a GPU learner is mirrored after updates.
+        actor = learner.actor if device.type == "cpu" else copy.deepcopy(learner.actor).to("cpu")
         t_start = time.perf_counter()
         window = MetricsWindow()
         last_checkpoint = s.step
@@ -224,7 +243,13 @@ class SACTrainer:
                 if s.step >= starts:
                     beta = cfg.per_beta_start + beta_span * s.step / total
                     b = replay.sample(batch_size, s.replay_rng, beta)
-                    stats = learner.update(b.obs, b.act, b.rew, b.next_obs, b.done, b.weights)
+                    if device.type == "cpu":
+                        stats = learner.update(b.obs, b.act, b.rew, b.next_obs, b.done, b.weights)
+                    else:
+                        on = [t if t is None else t.to(device) for t in (b.obs, b.act, b.rew, b.next_obs, b.done)]
+                        w = None if b.weights is None else b.weights.to(device)
+                        stats = learner.update(*on, w)
+                        actor.load_state_dict(learner.actor.state_dict())
                     replay.update_priorities(b.index, stats.td_abs)
                     _window_add_update(window, stats)
                 if terminated or truncated:
