@@ -63,7 +63,17 @@ def sport_register_certifiers() -> list:
 @hookspec
 def sport_register_trainers() -> list:
     """Trainers (a recipe stage kind). ``factory(config)`` returns a :class:`sport_core.protocols.Stage`
-    whose ``run(ctx)`` trains a policy, checkpointing into ``ctx.checkpoint_dir`` so that it can resume."""
+    whose ``run(ctx)`` trains a policy, checkpointing into ``ctx.checkpoint_dir`` so that it can resume.
+
+    The core's trainer toolkit is what a trainer builds on (SAC and PPO do, neither importing the other):
+    :mod:`sport_core.checkpoint` (atomic checkpoint folders), :func:`sport_core.seeding.stage_seeds` and
+    ``episode_seed`` (per-stage and per-episode streams), :func:`sport_core.spaces.box_spaces`,
+    :class:`sport_core.tracking.EpisodeTracker` (goal/violation steps and outcome, as collection counts
+    them), :class:`sport_core.metrics.MetricsWindow`, :func:`sport_core.devices.resolve_device`,
+    :func:`sport_core.weights.save_policy`. Output artifacts: ``policy`` (one saved policy) or, for a trainer
+    that makes one policy per ratio bound α, ``policies`` (a :mod:`sport_core.policyset` folder), which the
+    ``projected-sweep`` evaluator takes as its ``task`` input. A trainer that acts with a projected policy
+    uses :meth:`sport_core.actors.ProjectedActor.sample` (one batched projection per env step)."""
 
 
 @hookspec

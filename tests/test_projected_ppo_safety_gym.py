@@ -56,3 +56,18 @@ def test_projected_ppo_keeps_every_projected_action_within_alpha_on_the_real_tas
     training = json.loads((runner.run_dir / "finetune" / "training.json").read_text())
     (row,) = training["rows"]
     assert training["horizon"] == 27 and row["episodes"] > 40 and row["projection_fallbacks"] == 0
+
+
+def test_the_committed_experiment_2_policies_are_intact_and_name_their_alpha_and_base():
+    from sport_core.artifacts import sha256_file
+    from sport_core.policyset import read_policy_set
+
+    run = Path(__file__).resolve().parents[1] / "artifacts" / "exp2-seed0" / "exp2-from-exp1-20261130-185235"
+    entries = read_policy_set(run / "finetune" / "policies")  # checks every policy's SHA-256
+    assert sorted(entries) == [1.0, 1.05, 1.1, 1.2, 1.35, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0]
+    sweep = json.loads((run / "evaluate" / "sweep.json").read_text())
+    for row in sweep["rows"]:
+        card = json.loads(entries[row["alpha"]].weights.with_suffix(".json").read_text())
+        assert card["extra"]["alpha"] == row["alpha"] and card["extra"]["base_sha256"] == sha256_file(BASE)
+        assert row["training"] == entries[row["alpha"]].extra["training"]
+        assert row["failures"] <= row["episodes"] == 1000 and row["fallbacks"] == 0

@@ -21,7 +21,7 @@ from sport_core.actors import PolicyActor
 from sport_core.collect import collect
 from sport_core.plugins import load_plugin_manager
 from sport_core.protocols import Executor
-from sport_core.recipe import load_recipe
+from sport_core.recipe import load_recipe, validate
 from sport_core.runner import Runner
 from sport_ray import RayConfig, RayExecutor, RayExecutorError
 
@@ -186,3 +186,20 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
     with pytest.raises(RayExecutorError, match=r"pip install 'sport\[ray\]'"):
         RayExecutor(RayConfig())
+
+
+def test_a_projected_ppo_alpha_sweep_on_ray_equals_the_inline_one(cluster, tmp_path, monkeypatch):
+    """Each α is one Ray task (its job pickled with the policies and the projection); same weights as inline."""
+    from tests.support.hand_policy import HandPolicyPlugin
+    from tests.test_projected_ppo import digests, recipe
+
+    monkeypatch.setenv("SPORT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    hpm = load_plugin_manager(extra=[("hand_policy", HandPolicyPlugin())])
+    runs = {}
+    for kind in ("inline", "ray"):
+        data = recipe()
+        data["executor"] = {"kind": kind, **({"num_cpus": 2} if kind == "ray" else {})}
+        runner = Runner.create(validate(data, hpm.registry), hpm, tmp_path / kind)
+        assert runner.run() == "completed"
+        runs[kind] = runner.run_dir
+    assert digests(runs["ray"]) == digests(runs["inline"])
