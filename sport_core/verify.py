@@ -471,6 +471,22 @@ def certificate_horizon(
     return int(row["T_star"]), float(row["bound"])
 
 
+def stage_certificate(
+    ctx: Any, bound: float | None = None, horizon: int | None = None
+) -> tuple[Path, dict[str, Any], int, float]:
+    """(path, certificate, T, B) of a stage's ``certificate`` input, T and B as :func:`certificate_horizon`
+    gives them; a bound or horizon the certificate does not have is a recipe error naming the stage."""
+    from sport_core.errors import RecipeError
+
+    path = ctx.input("certificate", "certificate")
+    cert = read_certificate(path)
+    try:
+        horizon, bound = certificate_horizon(cert, bound, horizon)
+    except ValueError as exc:
+        raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
+    return Path(path), cert, horizon, bound
+
+
 def evaluate_policy_records(
     cert: Mapping[str, Any],
     runs: Mapping[float, Any],

@@ -37,8 +37,8 @@ def _check_common(self: Any) -> None:
 
 
 @attrs.frozen
-class PPOConfig:
-    """Proximal policy optimisation with a clipped surrogate and GAE(λ).
+class PPOHyperparameters:
+    """What PPO and Projected PPO share: proximal policy optimisation with a clipped surrogate and GAE(λ).
 
     Rollouts: ``num_envs`` envs stepped together by one learner, ``num_steps`` steps each; episode i (counted
     over all envs in the order they start) resets with ``episode_seed(seed, i, "env")`` and samples its
@@ -53,9 +53,9 @@ class PPOConfig:
     ``max_grad_norm``. ``bootstrap_truncated``: a time-limit truncation adds γ·V(s_final) to the last
     reward (the reference treats a timeout as a termination: false reproduces it).
 
-    Networks: the ``policy`` component (``policy_config``), a new critic MLP (``critic_hidden``,
-    ``critic_activation``). ``device``: where the learner runs ("auto" = cuda when available); acting, and
-    so every random number of an episode, stays on the CPU. ``checkpoint_every`` env steps between
+    Networks: the actor (see the trainers), a new critic MLP (``critic_hidden``, ``critic_activation``).
+    ``device``: where the learner runs ("auto" = cuda when available); acting, and so every random number
+    of an episode, stays on the CPU. ``checkpoint_every`` env steps between
     checkpoints (taken between updates); ``torch_threads`` for the learner's process.
     """
 
@@ -76,8 +76,6 @@ class PPOConfig:
     bootstrap_truncated: bool = True
     warmup_steps: int = attrs.field(default=0, validator=_non_negative)
     warmup_lr: float = attrs.field(default=3e-4, validator=_positive)
-    policy: str = component_field("policy", "gaussian-mlp", config_field="policy_config")
-    policy_config: dict[str, Any] = attrs.Factory(dict)
     critic_hidden: tuple[int, ...] = (256, 256)
     critic_activation: Literal["relu", "tanh"] = "relu"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
@@ -86,6 +84,15 @@ class PPOConfig:
 
     def __attrs_post_init__(self) -> None:
         _check_common(self)
+
+
+@attrs.frozen
+class PPOConfig(PPOHyperparameters):
+    """``ppo``: :class:`PPOHyperparameters` for a new actor, the ``policy`` component built with
+    ``policy_config``, trained on the stage's env."""
+
+    policy: str = component_field("policy", "gaussian-mlp", config_field="policy_config")
+    policy_config: dict[str, Any] = attrs.Factory(dict)
 
 
 def _check_alphas(instance: Any, attribute: attrs.Attribute, value: tuple) -> None:
@@ -102,7 +109,7 @@ def _check_alphas(instance: Any, attribute: attrs.Attribute, value: tuple) -> No
 
 
 @attrs.frozen
-class ProjectedPPOConfig:
+class ProjectedPPOConfig(PPOHyperparameters):
     """Projected PPO (SPoRt): PPO whose every action comes from the task policy projected onto the α-ratio
     set of the certified base, one independent fine-tuning per α in ``alphas``.
 
@@ -117,7 +124,7 @@ class ProjectedPPOConfig:
     ``alphas``: numbers ≥ 1, or ``"certificate"`` for α* of ``bound`` (default: the certificate's largest
     bound). Training-time failures are counted at the T* of ``bound`` (or ``horizon``). Every α is an
     independent job through the stage's executor, checkpointed and resumed on its own.
-    The other fields are those of :class:`PPOConfig` (the defaults here are the paper's).
+    The other fields are :class:`PPOHyperparameters`; the defaults here are the paper's (FACTS §5).
     """
 
     alphas: tuple[float | str, ...] = attrs.field(default=PAPER_ALPHAS, validator=_check_alphas)
@@ -128,27 +135,5 @@ class ProjectedPPOConfig:
     through_projection: bool = False
     env_overrides: dict[str, Any] = attrs.Factory(dict)
     total_steps: int = attrs.field(default=30_000, validator=_positive)
-    num_envs: int = attrs.field(default=1, validator=_positive)
-    num_steps: int = attrs.field(default=128, validator=_positive)
-    num_minibatches: int = attrs.field(default=4, validator=_positive)
-    update_epochs: int = attrs.field(default=4, validator=_positive)
     learning_rate: float = attrs.field(default=5e-5, validator=_positive)
-    adam_eps: float = attrs.field(default=1e-5, validator=_positive)
-    gamma: float = attrs.field(default=0.99, validator=_fraction)
-    gae_lambda: float = attrs.field(default=0.95, validator=_fraction)
-    clip_coef: float = attrs.field(default=0.2, validator=_positive)
-    ent_coef: float = 0.0
-    vf_coef: float = attrs.field(default=0.5, validator=_non_negative)
-    max_grad_norm: float = attrs.field(default=0.5, validator=_positive)
-    norm_adv: bool = True
-    bootstrap_truncated: bool = True
     warmup_steps: int = attrs.field(default=2432, validator=_non_negative)
-    warmup_lr: float = attrs.field(default=3e-4, validator=_positive)
-    critic_hidden: tuple[int, ...] = (256, 256)
-    critic_activation: Literal["relu", "tanh"] = "relu"
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    checkpoint_every: int = attrs.field(default=4096, validator=_positive)
-    torch_threads: int = attrs.field(default=1, validator=_positive)
-
-    def __attrs_post_init__(self) -> None:
-        _check_common(self)

@@ -150,15 +150,15 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
         critic = ValueMLP(obs_dim, tuple(cfg.critic_hidden), cfg.critic_activation)
     actor = job.actor
     projected = job.alpha is not None
-    if projected and cfg.through_projection:
+    if projected and cfg.through_projection:  # the learner's projection is a copy: fallbacks count acting only
         base_dev = copy.deepcopy(job.base).to(device).requires_grad_(False)
-        log_prob = ProjectedLogProb(base_dev, job.projection, job.alpha)
+        log_prob = ProjectedLogProb(base_dev, copy.deepcopy(job.projection), job.alpha)
     else:
         log_prob = task_log_prob
     learner = PPOLearner(actor, critic, cfg, torch.Generator().manual_seed(job.seeds["update"]), device, log_prob)
     # Acting happens on the CPU: on another device the learner's actor is mirrored into a CPU copy.
     acting = learner.actor if device.type == "cpu" else copy.deepcopy(learner.actor).to("cpu")
-    acting_projection = copy.deepcopy(job.projection) if projected else None
+    acting_projection = job.projection if projected else None
     sampler = ProjectedActor(job.base, acting, acting_projection, job.alpha) if projected else None
 
     pool = EnvPool(job.env_maker, cfg.num_envs, job.seeds["episodes"])

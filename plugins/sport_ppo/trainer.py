@@ -35,7 +35,7 @@ from sport_core.policyset import SetEntry, alpha_tag, write_policy_set
 from sport_core.progress import progress_bar
 from sport_core.seeding import stage_seeds
 from sport_core.spaces import box_spaces
-from sport_core.verify import certificate_horizon, certified_base_input, read_certificate
+from sport_core.verify import certified_base_input, stage_certificate
 from sport_core.weights import ModelCard, load_card, load_policy
 from sport_ppo.config import PPOConfig, ProjectedPPOConfig
 from sport_ppo.loop import Job, JobResult, finished_summary, run_job
@@ -111,12 +111,7 @@ class ProjectedPPOTrainer:
 
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
-        cert_path = ctx.input("certificate", "certificate")
-        cert = read_certificate(cert_path)
-        try:
-            horizon, bound = certificate_horizon(cert, cfg.bound, cfg.horizon)
-        except ValueError as exc:
-            raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
+        cert_path, cert, horizon, bound = stage_certificate(ctx, cfg.bound, cfg.horizon)
         alphas = self._alphas(ctx, cert, bound)
         env_maker, env_table = self._env(ctx, cert)
         base_w = certified_base_input(ctx, cert)

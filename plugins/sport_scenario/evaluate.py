@@ -19,9 +19,7 @@ import attrs
 
 from sport_core.actors import PolicyActor
 from sport_core.artifacts import atomic_write_json, sha256_file
-from sport_core.errors import RecipeError
 from sport_core.verify import (
-    certificate_horizon,
     describe_policy,
     describe_store,
     env_maker_from_certificate,
@@ -29,7 +27,7 @@ from sport_core.verify import (
     now_utc,
     policy_files,
     policy_input,
-    read_certificate,
+    stage_certificate,
     store_context,
 )
 from sport_core.weights import load_policy
@@ -57,12 +55,7 @@ class CertifiedEvaluator:
 
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
-        cert_path = ctx.input("certificate", "certificate")
-        cert = read_certificate(cert_path)
-        try:
-            certificate_horizon(cert, cfg.bound, cfg.horizon)
-        except ValueError as exc:
-            raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
+        cert_path, cert, _, _ = stage_certificate(ctx, cfg.bound, cfg.horizon)
         env = env_maker_from_certificate(cert, ctx.registry)
         env_table = cert["env"]["config"]
         if ctx.env_ref is not None and ctx.env_ref.to_table() != env_table:

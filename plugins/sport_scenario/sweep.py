@@ -54,7 +54,6 @@ from sport_core.errors import ArtifactError, RecipeError, RegistryError
 from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
 from sport_core.verify import (
-    certificate_horizon,
     certified_base_input,
     describe_policy,
     env_maker_from_certificate,
@@ -62,7 +61,7 @@ from sport_core.verify import (
     now_utc,
     policy_files,
     policy_input,
-    read_certificate,
+    stage_certificate,
 )
 from sport_core.weights import load_card, load_policy
 
@@ -151,12 +150,7 @@ class ProjectedSweep:
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
         projection = self._projection(ctx)
-        cert_path = ctx.input("certificate", "certificate")
-        cert = read_certificate(cert_path)
-        try:
-            horizon, bound = certificate_horizon(cert, cfg.bound, cfg.horizon)
-        except ValueError as exc:
-            raise RecipeError(f"stages.{ctx.name}.config: {exc}") from exc
+        cert_path, cert, horizon, bound = stage_certificate(ctx, cfg.bound, cfg.horizon)
         env = env_maker_from_certificate(cert, ctx.registry)
         env_table = cert["env"]["config"]
         alphas = sorted(cfg.alphas)
