@@ -90,6 +90,7 @@ def test_a_sweep_through_the_process_executor_equals_the_inline_one(hpm, tmp_pat
     assert [r["alpha"] for r in training["rows"]] == [1.0, 1.5]
     for row in training["rows"]:
         assert row["episodes"] == row["goal"] + row["violation"] + row["timeout"] > 10
+        assert 0 < row["warmup_episodes"] < row["episodes"]  # the critic warm-up's episodes count too
         assert 0 <= row["failure_rate"] <= 1 and row["projection_fallbacks"] == 0
         assert row["prior_bound"] == pytest.approx(min(1.0, row["alpha"] ** row["horizon"] * training["epsilon_base"]))
     sweep = json.loads((inline / "evaluate" / "sweep.json").read_text())

@@ -37,7 +37,7 @@ def test_stage_seeds_are_independent_per_stage_and_stable_when_names_are_added()
 def test_box_spaces_reads_the_affine_action_map_and_refuses_other_spaces():
     class Env:
         observation_space = gym.spaces.Box(-np.inf, np.inf, (5,))
-        action_space = gym.spaces.Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0]))
+        action_space = gym.spaces.Box(np.array([-2.0, 0.0]), np.array([2.0, 1.0]), dtype=np.float64)
 
     sp = box_spaces(Env(), "s", "ppo")
     assert (sp.obs_dim, sp.act_dim, sp.action_scale, sp.action_bias) == (5, 2, (2.0, 0.5), (0.0, 0.5))

@@ -136,6 +136,7 @@ class _Loop:
     records: list[EpisodeRecord] = attrs.Factory(list)
     metrics: list[tuple[int, dict[str, float]]] = attrs.Factory(list)
     fallbacks: int = 0
+    warmup_episodes: int = 0  # episodes finished during the critic warm-up (acting with the initial actor)
 
 
 def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | None = None) -> JobResult:
@@ -174,6 +175,7 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
         s.records = _records_from(arrays, job.seeds["episodes"])
         s.metrics = [(int(step), {k: float(v) for k, v in scalars.items()}) for step, scalars in state["metrics"]]
         s.fallbacks = int(state["fallbacks"])
+        s.warmup_episodes = int(state["warmup_episodes"])
         log.info("stage %s %s: resumed from %s (step %d)", job.stage, job.tag, folder.name, s.step)
     else:
         clear_checkpoints(job.checkpoint_dir)
@@ -197,6 +199,8 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
                 acting.load_state_dict(learner.actor.state_dict())
             s.rollouts += 1
             s.step += per_rollout
+            if s.rollouts == warmup_rollouts:
+                s.warmup_episodes = len(s.records)
             scalars = window.scalars()
             scalars.update(stats)
             scalars.update(ratios)
@@ -290,13 +294,18 @@ def _save(job: Job, learner: PPOLearner, pool: EnvPool, s: _Loop, elapsed: float
         # which float() reads back exactly
         "metrics": [(step, {k: v if math.isfinite(v) else str(v) for k, v in m.items()}) for step, m in s.metrics],
         "fallbacks": s.fallbacks,
+        "warmup_episodes": s.warmup_episodes,
     }
     tensors = {"learner": learner.state_dict(), "pool_generators": generators}
     save_checkpoint(job.checkpoint_dir, s.step, tensors, {**pool_arrays, **_records_arrays(s.records)}, state)
 
 
 def training_outcomes(records: list[EpisodeRecord], horizon: int | None) -> dict[str, Any]:
-    """Counts of finished training episodes by outcome, and failures by ``horizon`` (when given)."""
+    """Counts of finished training episodes by outcome, and failures by ``horizon`` (when given).
+
+    Every episode that finished during the job counts, the critic warm-up's included (its actor is the
+    initial one: for Projected PPO the base itself, inside every ratio bound); episodes still running when
+    the step budget ends are not counted (they have no outcome yet)."""
     counts = {o: sum(r.outcome == o for r in records) for o in OUTCOMES}
     out: dict[str, Any] = {"episodes": len(records), **counts}
     if horizon is not None and records:
@@ -316,6 +325,7 @@ def _export(job: Job, actor: torch.nn.Module, s: _Loop, warmup_steps: int) -> Jo
     with EpisodeStore.open(store, job.seeds["episodes"], json.dumps(job.context, sort_keys=True)) as st:
         st.extend(records)
     training = training_outcomes(records, job.horizon)
+    training["warmup_episodes"] = s.warmup_episodes
     summary = {
         "format": SUMMARY_FORMAT,
         "context": job.context,

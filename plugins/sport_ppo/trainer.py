@@ -277,9 +277,9 @@ class ProjectedPPOTrainer:
         ctx.log.scalars(
             index,
             {
-                "sweep/alpha": result.alpha,
-                "sweep/training_failure_rate": t.get("failure_rate", float("nan")),
-                "sweep/prior_bound": prior,
+                "alpha_sweep/alpha": result.alpha,
+                "alpha_sweep/training_failure_rate": t.get("failure_rate", float("nan")),
+                "alpha_sweep/prior_bound": prior,
             },
         )
 
