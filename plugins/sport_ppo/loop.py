@@ -230,14 +230,13 @@ def _rollout(cfg, pool: EnvPool, acting, sampler, learner: PPOLearner, window: M
     rew = np.zeros((steps, n))
     done = np.zeros((steps, n))
     truncated_at: list[tuple[int, int, np.ndarray]] = []
-    task_ratio = proj_ratio = -math.inf
+    dists: list[tuple] = []  # (task, projected, base) parameters per step, checked once per rollout
     for t in range(steps):
         obs = torch.from_numpy(pool.obs.astype(np.float32))
         obs_buf[t] = obs.numpy()
         if sampler is not None:
             sample = sampler.sample(obs, pool.generators)
-            task_ratio = max(task_ratio, _max_log_ratio(sampler.projection, sample.task, sample.base))
-            proj_ratio = max(proj_ratio, _max_log_ratio(sampler.projection, (sample.mu, sample.std), sample.base))
+            dists.append((sample.task, (sample.mu, sample.std), sample.base))
         else:
             sample = sample_policy(acting, obs, pool.generators)
         if x_buf is None:
@@ -272,13 +271,23 @@ def _rollout(cfg, pool: EnvPool, acting, sampler, learner: PPOLearner, window: M
     }
     ratios = {}
     if sampler is not None:
-        ratios = {"projection/task_max_log_ratio": task_ratio, "projection/projected_max_log_ratio": proj_ratio}
+        task, proj, base = (_stack([d[k] for d in dists]) for k in range(3))
+        ratios = {
+            "projection/task_max_log_ratio": _max_log_ratio(sampler.projection, task, base),
+            "projection/projected_max_log_ratio": _max_log_ratio(sampler.projection, proj, base),
+        }
     return flat, ratios
 
 
+def _stack(params: list[tuple]) -> tuple:
+    """[(μ, σ) per step] → (μ of all rows, σ of all rows)."""
+    return tuple(torch.cat(parts) for parts in zip(*params, strict=True))
+
+
 def _max_log_ratio(projection: Any, p: tuple, b: tuple) -> float:
-    """max over rows of log sup p/b, in float64 on the parameters exactly as used (float32 arithmetic would
-    round the ratio itself by ≈ 1e-7, far more than the projection's own margin)."""
+    """max over all rows (every env at every step of the rollout) of log sup p/b, in float64 on the
+    parameters exactly as used (float32 arithmetic would round the ratio itself by ≈ 1e-7, far more than
+    the projection's own margin)."""
     as64 = tuple(t.double() for t in p), tuple(t.double() for t in b)
     return float(projection.max_log_ratio(*as64).max())
 
