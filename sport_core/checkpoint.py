@@ -100,7 +100,8 @@ def load_checkpoint(folder: Path) -> tuple[dict[str, Any], dict[str, Any], dict[
     for fname, digest in state["sha256"].items():
         if not (folder / fname).is_file() or sha256_file(folder / fname) != digest:
             raise ArtifactError(f"checkpoint file {folder / fname} is missing or altered (hash mismatch)")
-    learner = torch.load(folder / "learner.pt", weights_only=True)
+    # on the CPU whatever device saved it: load_state_dict moves each tensor to its module's device
+    learner = torch.load(folder / "learner.pt", weights_only=True, map_location="cpu")
     replay = load_npz(folder / "replay.npz", what="replay checkpoint")
     return learner, replay, state
 

@@ -180,3 +180,24 @@ def test_through_projection_trains_with_gradients_through_the_projection(hpm, tm
     assert trained and all(math.isfinite(m["alpha-1.5/loss/policy"]) for m in trained)
     assert all(m["alpha-1.5/projection/projected_max_log_ratio"] <= math.log(1.5) + 1e-9 for m in trained)
     assert any(m["alpha-1.5/policy/approx_kl"] > 0 for m in trained)
+
+
+def test_at_a_given_horizon_the_training_table_has_no_bound_and_running_episodes_are_reported(hpm, tmp_path):
+    run_dir = run(hpm, tmp_path, recipe(alphas=[2.0], horizon=10))
+    training = json.loads((run_dir / "finetune" / "training.json").read_text())
+    assert training["bound"] is None and training["horizon"] == 10
+    (row,) = training["rows"]
+    summary = json.loads((run_dir / "finetune" / "policies" / "alpha-2.0" / "summary.json").read_text())
+    assert summary["training"]["running_at_end"] == 2  # one episode in flight per env when the budget ends
+    assert 0 <= summary["training"]["running_failed_by_horizon"] <= 2
+    assert row["prior_bound"] == pytest.approx(min(1.0, 2.0**10 * training["epsilon_base"]))
+
+
+def test_recipe_mistakes_are_one_line_errors(hpm, tmp_path):
+    with pytest.raises(RecipeError, match="minibatches of at least 2"):
+        validate(recipe(num_steps=2, num_envs=2, num_minibatches=4), hpm.registry)
+    data = recipe()
+    data["stages"][2]["env"] = {"kind": "pointmass"}
+    runner = Runner.create(validate(data, hpm.registry), hpm, tmp_path)
+    with pytest.raises(RecipeError, match=r"stages\.finetune\.env: projected-ppo trains on the certificate's"):
+        runner.run()

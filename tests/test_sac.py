@@ -323,3 +323,17 @@ def test_device_auto_on_a_cpu_machine_trains_exactly_as_cpu_and_cuda_is_a_clear_
     runner = Runner.create(pointmass_recipe(pm.registry, {**config, "device": "cuda"}), pm, tmp_path / "cuda")
     with pytest.raises(SportError, match=r'stages\.base\.config\.device: "cuda" was asked for'):
         runner.run()
+
+
+def test_the_fused_engine_is_cpu_only_and_auto_picks_autograd_on_a_gpu():
+    from types import SimpleNamespace
+
+    from sport_sac.config import SACConfig
+    from sport_sac.trainer import SACTrainer
+
+    ctx, gpu = SimpleNamespace(name="base"), torch.device("cuda")
+    assert SACTrainer(SACConfig(device="auto"))._engine(ctx, gpu) == "autograd"
+    assert SACTrainer(SACConfig(device="cuda", engine="autograd"))._engine(ctx, gpu) == "autograd"
+    assert SACTrainer(SACConfig(device="auto"))._engine(ctx, torch.device("cpu")) == "fused"
+    with pytest.raises(SportError, match=r"stages\.base\.config\.engine: the fused engine is CPU-only"):
+        SACTrainer(SACConfig(device="cuda"))._engine(ctx, gpu)

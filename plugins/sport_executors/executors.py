@@ -55,6 +55,7 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
+    os.environ["SPORT_NO_PROGRESS"] = "1"  # the parent draws the bars; workers share its terminal
 
 
 class ProcessExecutor:

@@ -29,10 +29,11 @@ def _check_common(self: Any) -> None:
             f"total_steps ({self.total_steps}) is below one rollout (num_steps × num_envs = "
             f"{self.num_steps * self.num_envs}): nothing would be learned"
         )
-    if (self.num_steps * self.num_envs) % self.num_minibatches:
+    size = self.num_steps * self.num_envs
+    if size % self.num_minibatches or size // self.num_minibatches < 2:
         raise ValueError(
             f"num_minibatches ({self.num_minibatches}) must divide the rollout size num_steps × num_envs "
-            f"({self.num_steps * self.num_envs})"
+            f"({size}) into minibatches of at least 2 (advantages are normalised per minibatch)"
         )
 
 

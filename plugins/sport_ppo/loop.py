@@ -218,8 +218,9 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
                 _save(job, learner, pool, s, s.elapsed + time.perf_counter() - t_start)
                 last_checkpoint = s.step
     s.elapsed += time.perf_counter() - t_start
+    running = [pool.trackers[j].record(pool.index[j], pool.seed) for j in range(len(pool))]
     pool.close()
-    return _export(job, learner.actor.to("cpu"), s, warmup_rollouts * per_rollout)
+    return _export(job, learner.actor.to("cpu"), s, warmup_rollouts * per_rollout, running)
 
 
 def _rollout(cfg, pool: EnvPool, acting, sampler, learner: PPOLearner, window: MetricsWindow, s: _Loop):
@@ -314,7 +315,8 @@ def training_outcomes(records: list[EpisodeRecord], horizon: int | None) -> dict
 
     Every episode that finished during the job counts, the critic warm-up's included (its actor is the
     initial one: for Projected PPO the base itself, inside every ratio bound); episodes still running when
-    the step budget ends are not counted (they have no outcome yet)."""
+    the step budget ends are not counted here (the job's summary gives how many, and how many of those had
+    already failed by the horizon)."""
     counts = {o: sum(r.outcome == o for r in records) for o in OUTCOMES}
     out: dict[str, Any] = {"episodes": len(records), **counts}
     if horizon is not None and records:
@@ -325,7 +327,7 @@ def training_outcomes(records: list[EpisodeRecord], horizon: int | None) -> dict
     return out
 
 
-def _export(job: Job, actor: torch.nn.Module, s: _Loop, warmup_steps: int) -> JobResult:
+def _export(job: Job, actor: torch.nn.Module, s: _Loop, warmup_steps: int, running: list[EpisodeRecord]) -> JobResult:
     out = Path(job.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = sorted(s.records, key=lambda r: r.index)
@@ -335,6 +337,10 @@ def _export(job: Job, actor: torch.nn.Module, s: _Loop, warmup_steps: int) -> Jo
         st.extend(records)
     training = training_outcomes(records, job.horizon)
     training["warmup_episodes"] = s.warmup_episodes
+    training["running_at_end"] = len(running)
+    if job.horizon is not None:  # already failed by T, though not finished: past T without the goal, or violated
+        failed = [r for r in running if r.length >= job.horizon or r.violation_step > 0]
+        training["running_failed_by_horizon"] = len(failed)
     summary = {
         "format": SUMMARY_FORMAT,
         "context": job.context,

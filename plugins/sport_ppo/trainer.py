@@ -29,7 +29,9 @@ import attrs
 import torch
 
 from sport_core.artifacts import atomic_write_json, sha256_file
+from sport_core.bounds import prior_bound
 from sport_core.config import structure, unstructure
+from sport_core.devices import resolve_device
 from sport_core.errors import RecipeError, RegistryError, SportError
 from sport_core.policyset import SetEntry, alpha_tag, write_policy_set
 from sport_core.progress import progress_bar
@@ -55,6 +57,7 @@ class PPOTrainer:
 
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
+        resolve_device(cfg.device, ctx.name)
         seeds = stage_seeds(ctx.seed, ctx.name, SEED_NAMES)
         probe = ctx.env.make()
         sp = box_spaces(probe, ctx.name, "ppo")
@@ -111,6 +114,12 @@ class ProjectedPPOTrainer:
 
     def run(self, ctx: Any) -> dict[str, Path]:
         cfg = self.config
+        if ctx.stage.env is not None:
+            raise RecipeError(
+                f"stages.{ctx.name}.env: projected-ppo trains on the certificate's scenario; change rewards with "
+                f"stages.{ctx.name}.config.env_overrides instead of a stage env table"
+            )
+        resolve_device(cfg.device, ctx.name)  # a one-line error here rather than one per α worker
         cert_path, cert, horizon, bound = stage_certificate(ctx, cfg.bound, cfg.horizon)
         alphas = self._alphas(ctx, cert, bound)
         env_maker, env_table = self._env(ctx, cert)
@@ -126,9 +135,9 @@ class ProjectedPPOTrainer:
                 f"stages.{ctx.name}.inputs.base: the base policy acts on obs {base_card.obs_dim} / actions "
                 f"{base_card.act_dim}, the certified env has {sp.obs_dim} / {sp.act_dim}"
             )
-        projection = self._projection(ctx, base, sp.obs_dim)
+        projection, projection_config = self._projection(ctx, base, sp.obs_dim)
         seeds = stage_seeds(ctx.seed, ctx.name, SEED_NAMES)
-        eps_t = float(cert["epsilon"][horizon - 1])
+        eps_curve = cert["epsilon"][:horizon]  # ε(1..T*): the prior bound at T* is min(1, α^T*·ε(T*))
         common = {
             "config": {k: v for k, v in unstructure(cfg).items() if k != "alphas"},
             "seed": ctx.seed,
@@ -155,7 +164,7 @@ class ProjectedPPOTrainer:
                 extra={
                     "trainer": "projected-ppo",
                     "alpha": alpha,
-                    "projection": {"name": cfg.projection, "config": unstructure(projection.config)},
+                    "projection": {"name": cfg.projection, "config": projection_config},
                     "base_sha256": common["base_sha256"],
                     "certificate_sha256": common["certificate_sha256"],
                     "through_projection": cfg.through_projection,
@@ -185,12 +194,12 @@ class ProjectedPPOTrainer:
         with progress_bar(len(alphas), f"{ctx.name}: alphas trained", completed=len(done)) as advance:
             for result in ctx.executor.map(run_job, jobs):
                 done[result.alpha] = result.summary
-                self._report(ctx, result, alphas.index(result.alpha), horizon, eps_t)
+                self._report(ctx, result, alphas.index(result.alpha), eps_curve)
                 advance(1)
         missing = [a for a in alphas if a not in done]
         if missing:
             raise SportError(f"stage {ctx.name!r}: the executor returned no result for alphas {missing}")
-        return self._outputs(ctx, cert, alphas, done, horizon, bound, eps_t, policies)
+        return self._outputs(ctx, cert, alphas, done, bound, eps_curve, policies)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -202,6 +211,11 @@ class ProjectedPPOTrainer:
                 rows = [r for r in cert["bounds"] if math.isclose(r["bound"], bound, rel_tol=1e-12)]
                 if not rows:
                     raise RecipeError(f'stages.{ctx.name}.config.alphas: "certificate" needs a certified bound')
+                if not rows[0].get("feasible", True):
+                    raise RecipeError(
+                        f'stages.{ctx.name}.config.alphas: "certificate" asks for alpha* of bound {bound}, which the '
+                        "certificate marks infeasible (no horizon reaches it even for the base); name a number"
+                    )
                 out.append(float(rows[0]["alpha_star"]))
             else:
                 out.append(float(a))
@@ -218,7 +232,9 @@ class ProjectedPPOTrainer:
         except RegistryError as exc:
             raise RecipeError(f"stages.{ctx.name}: the certificate's env: {exc}") from exc
         config = structure(
-            component.config_cls, {k: v for k, v in table.items() if k != "kind"}, f"stages.{ctx.name}.env_overrides"
+            component.config_cls,
+            {k: v for k, v in table.items() if k != "kind"},
+            f"stages.{ctx.name}.config.env_overrides",
         )
         maker = component.build(config)
         if maker.scenario != cert["scenario"] or not maker.fixed_layout:
@@ -228,7 +244,8 @@ class ProjectedPPOTrainer:
             )
         return maker, table
 
-    def _projection(self, ctx: Any, base: torch.nn.Module, obs_dim: int) -> Any:
+    def _projection(self, ctx: Any, base: torch.nn.Module, obs_dim: int) -> tuple[Any, dict[str, Any]]:
+        """The configured projection (built once, copied per α) and its config as a table for the cards."""
         cfg = self.config
         try:
             component = ctx.registry.get("projection", cfg.projection)
@@ -236,7 +253,7 @@ class ProjectedPPOTrainer:
             raise RecipeError(f"stages.{ctx.name}.config.projection: {exc}") from exc
         pconf = structure(component.config_cls, cfg.projection_config, f"stages.{ctx.name}.config.projection_config")
         if cfg.through_projection:
-            if "differentiable" not in attrs.fields_dict(type(pconf)):
+            if not attrs.has(type(pconf)) or "differentiable" not in attrs.fields_dict(type(pconf)):
                 raise RecipeError(
                     f"stages.{ctx.name}.config.through_projection: projection {cfg.projection!r} has no "
                     "'differentiable' option, so no gradient can flow through it"
@@ -252,14 +269,15 @@ class ProjectedPPOTrainer:
                     f"stages.{ctx.name}.config.projection: {cfg.projection!r} cannot project this policy ({exc})"
                 ) from exc
         projection.fallbacks = 0
-        return projection
+        return projection, unstructure(pconf)
 
-    def _report(self, ctx: Any, result: JobResult, index: int, horizon: int, eps_t: float) -> None:
+    def _report(self, ctx: Any, result: JobResult, index: int, eps_curve: list[float]) -> None:
+        horizon = len(eps_curve)
         prefix = f"{alpha_tag(result.alpha)}/"
         for step, scalars in result.metrics:
             ctx.log.scalars(step, {prefix + k: v for k, v in scalars.items()})
         t = result.summary["training"]
-        prior = min(1.0, math.exp(horizon * math.log(result.alpha) + math.log(eps_t)))
+        prior = float(prior_bound(eps_curve, result.alpha)[-1])
         log.info(
             "stage %s: alpha=%g trained (%d steps, %.0f s): %d training episodes, %d failed by T=%d (rate %.4g, "
             "prior bound %.4g), %d projection fallbacks",
@@ -283,12 +301,13 @@ class ProjectedPPOTrainer:
             },
         )
 
-    def _outputs(self, ctx, cert, alphas, done, horizon, bound, eps_t, policies: Path) -> dict[str, Path]:
+    def _outputs(self, ctx, cert, alphas, done, bound, eps_curve, policies: Path) -> dict[str, Path]:
+        horizon, eps_t = len(eps_curve), float(eps_curve[-1])
         rows, entries = [], []
         for alpha in alphas:
             summary = done[alpha]
             weights = policies / alpha_tag(alpha) / "policy.safetensors"
-            prior = min(1.0, math.exp(horizon * math.log(alpha) + math.log(eps_t)))
+            prior = float(prior_bound(eps_curve, alpha)[-1])
             training = {**summary["training"], "prior_bound": prior, "steps": summary["steps"]}
             training["wall_seconds"] = summary["wall_seconds"]
             training["projection_fallbacks"] = summary["projection_fallbacks"]
@@ -305,7 +324,7 @@ class ProjectedPPOTrainer:
             {
                 "format": TRAINING_FORMAT,
                 "horizon": horizon,
-                "bound": bound,
+                "bound": None if math.isnan(bound) else bound,  # nan: evaluated at a given horizon, not a T*
                 "epsilon_base": eps_t,
                 "statement": (
                     "every training episode acted with a policy within the ratio alpha of the certified base, so "

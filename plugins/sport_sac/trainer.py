@@ -157,9 +157,10 @@ class SACTrainer:
             target_entropy=cfg.target_entropy,
             policy_delay=cfg.policy_delay,
         )
-        learner = SACLearner(
-            actor, critic, params, torch.Generator().manual_seed(seeds["update"]), cfg.engine, cfg.matmul
-        )
+        # the update's noise is drawn on the learner's device, so its generator lives there too
+        update_gen = torch.Generator(device).manual_seed(seeds["update"])
+        engine = self._engine(ctx, device)
+        learner = SACLearner(actor.to(device), critic.to(device), params, update_gen, engine, cfg.matmul)
         if cfg.prioritized_replay:
             replay = PrioritizedReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.per_alpha, cfg.per_eps)
         else:
