@@ -95,8 +95,21 @@ class ProcessExecutor:
                 for future in done:
                     yield future.result()
         finally:
-            for future in pending:
-                future.cancel()
+            # Queued tasks are cancelled; tasks already running (an α's whole fine-tuning, say) would keep
+            # their workers busy for minutes after an interruption, so the workers are stopped. What a task
+            # had saved (atomically) stays, and what it had not is redone by a resumed stage.
+            running = [f for f in pending if not f.cancel() and not f.done()]
+            if running:
+                self._abort()
+
+    def _abort(self) -> None:
+        """Stop every worker now (there is no public way before Python 3.14's ``terminate_workers``)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         if self._pool is not None:
