@@ -160,6 +160,15 @@ def test_a_killed_sweep_redoes_only_the_unfinished_alpha_and_resumes_it_exactly(
     assert done.stat().st_mtime_ns == before  # α = 1 was not trained again
     assert calls["n"] < 320 - pointer["step"] // 2 + 100  # α = 1.5 continued from its checkpoint (+ replays)
     assert digests(straight) == digests(killed.run_dir)
+    # the α's own live metrics file holds every rollout once, as in the uninterrupted run
+    steps = [
+        [
+            json.loads(line)["step"]
+            for line in (r / "finetune/policies/alpha-1.5/metrics.jsonl").read_text().splitlines()
+        ]
+        for r in (straight, killed.run_dir)
+    ]
+    assert steps[0] == steps[1] == sorted(set(steps[0])) and len(steps[0]) == 1 + 512 // 128
 
 
 def test_alpha_certificate_is_the_certified_alpha_star_and_bad_alphas_name_the_key(hpm, tmp_path):

@@ -15,7 +15,8 @@ optimisers, shuffling generator), the env pool (episode indices, generator state
 envs are rebuilt by replay), the finished episodes and the metrics so far: a resumed job continues bit
 for bit (CPU, one thread) and exports the same weights as an uninterrupted one.
 
-Outputs in ``out_dir``: ``policy.safetensors`` + model card, ``training.bin`` (every finished training
+Outputs in ``out_dir``: ``metrics.jsonl`` (one line per rollout, as it happens), ``policy.safetensors`` + model
+card, ``training.bin`` (every finished training
 episode, :mod:`sport_core.episodes` format) and, last and atomically, ``summary.json`` (the job's
 ``context``: an α whose summary matches is not trained again).
 """
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 
 from sport_core.actors import ProjectedActor, sample_policy
-from sport_core.artifacts import atomic_write_json, sha256_file
+from sport_core.artifacts import atomic_write_json, atomic_write_text, sha256_file
 from sport_core.bounds import failures_by_horizon
 from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_core.devices import resolve_device
@@ -183,6 +184,7 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
     if acting_projection is not None:
         acting_projection.fallbacks = s.fallbacks
 
+    live = _LiveMetrics(Path(job.out_dir) / "metrics.jsonl", s.metrics)
     per_rollout = cfg.num_steps * cfg.num_envs
     warmup_rollouts = math.ceil(cfg.warmup_steps / per_rollout)
     total_rollouts = warmup_rollouts + cfg.total_steps // per_rollout
@@ -211,6 +213,7 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
                 scalars["projection/fallbacks"] = s.fallbacks
                 scalars["projection/log_alpha"] = math.log(job.alpha)
             s.metrics.append((s.step, scalars))
+            live.write(s.step, scalars)
             if log_scalars is not None:
                 log_scalars(s.step, scalars)
             advance(per_rollout)
@@ -221,6 +224,26 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
     running = [pool.trackers[j].record(pool.index[j], pool.seed) for j in range(len(pool))]
     pool.close()
     return _export(job, learner.actor.to("cpu"), s, warmup_rollouts * per_rollout, running)
+
+
+class _LiveMetrics:
+    """``metrics.jsonl`` in the job's folder, one line per rollout as it happens, for a person to follow a job
+    running in a worker (the loggers get its metrics when it returns). Rewritten from the checkpointed
+    metrics on resume, so it never holds a rollout twice."""
+
+    def __init__(self, path: Path, restored: list[tuple[int, dict[str, float]]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(self._line(step, m) for step, m in restored))
+        self.path = path
+
+    @staticmethod
+    def _line(step: int, scalars: dict[str, float]) -> str:
+        clean = {k: v if math.isfinite(v) else str(v) for k, v in scalars.items()}
+        return json.dumps({"step": step, "scalars": clean}) + "\n"
+
+    def write(self, step: int, scalars: dict[str, float]) -> None:
+        with self.path.open("a") as fh:
+            fh.write(self._line(step, scalars))
 
 
 def _rollout(cfg, pool: EnvPool, acting, sampler, learner: PPOLearner, window: MetricsWindow, s: _Loop):
