@@ -15,7 +15,7 @@ from typing import Any, Literal, Union
 
 import attrs
 
-from sport_core.errors import RecipeError
+from sport_core.errors import RecipeError, RegistryError
 
 
 def _type_name(tp: Any) -> str:
@@ -144,6 +144,21 @@ def component_field(kind: str, default: str, config_field: str | None = None) ->
     ``config_field`` names a sibling dict field, that dict against the component's own config class.
     """
     return attrs.field(default=default, metadata={COMPONENT_KEY: (kind, config_field)})
+
+
+def configured_component(config: Any, field: str, registry: Any, stage: str) -> tuple[Any, Any]:
+    """(component, its structured config) for the :func:`component_field` ``field`` of a stage config.
+
+    The component is looked up in ``registry`` under the field's kind, and its companion config dict is
+    structured into the component's config class; errors name the key path (``stages.<stage>.config.…``).
+    """
+    kind, config_field = attrs.fields_dict(type(config))[field].metadata[COMPONENT_KEY]
+    try:
+        component = registry.get(kind, getattr(config, field))
+    except RegistryError as exc:
+        raise RecipeError(f"stages.{stage}.config.{field}: {exc}") from exc
+    table = dict(getattr(config, config_field)) if config_field else {}
+    return component, structure(component.config_cls, table, f"stages.{stage}.config.{config_field}")
 
 
 def unstructure(config: Any) -> dict:

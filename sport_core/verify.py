@@ -90,7 +90,8 @@ def policy_files(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def _relative(target: Path, start: Path) -> str:
+def relative_path(target: str | os.PathLike, start: str | os.PathLike) -> str:
+    """``target`` relative to the folder ``start`` (POSIX separators), so that results can be moved whole."""
     return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
 
 
@@ -102,9 +103,9 @@ def describe_policy(path: str | os.PathLike, cert_dir: Path) -> dict[str, Any]:
             raise ArtifactError(f"policy file {f} does not exist")
     card_data = read_json(card, what="model card")
     return {
-        "weights": _relative(weights, cert_dir),
+        "weights": relative_path(weights, cert_dir),
         "weights_sha256": sha256_file(weights),
-        "card": _relative(card, cert_dir),
+        "card": relative_path(card, cert_dir),
         "card_sha256": sha256_file(card),
         "policy": card_data.get("policy") if isinstance(card_data, dict) else None,
     }
@@ -116,7 +117,7 @@ def describe_store(path: str | os.PathLike, cert_dir: Path) -> dict[str, Any]:
 
     p = Path(path)
     return {
-        "path": _relative(p, cert_dir),
+        "path": relative_path(p, cert_dir),
         "sha256": sha256_file(p),
         "bytes": p.stat().st_size,
         "format": f"SPORTEPS v{VERSION}: {HEADER_SIZE}-byte header, {RECORD_SIZE}-byte records "

@@ -226,6 +226,12 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
     return _export(job, learner.actor.to("cpu"), s, warmup_rollouts * per_rollout, running)
 
 
+def _json_scalars(scalars: dict[str, float]) -> dict[str, float | str]:
+    """JSON has no inf/nan (a task log-ratio is +inf where its σ exceeds the base's): those are written as
+    strings ("inf", "nan"), which ``float()`` reads back exactly."""
+    return {k: v if math.isfinite(v) else str(v) for k, v in scalars.items()}
+
+
 class _LiveMetrics:
     """``metrics.jsonl`` in the job's folder, one line per rollout as it happens, for a person to follow a job
     running in a worker (the loggers get its metrics when it returns). Rewritten from the checkpointed
@@ -238,8 +244,7 @@ class _LiveMetrics:
 
     @staticmethod
     def _line(step: int, scalars: dict[str, float]) -> str:
-        clean = {k: v if math.isfinite(v) else str(v) for k, v in scalars.items()}
-        return json.dumps({"step": step, "scalars": clean}) + "\n"
+        return json.dumps({"step": step, "scalars": _json_scalars(scalars)}) + "\n"
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         with self.path.open("a") as fh:
@@ -323,9 +328,7 @@ def _save(job: Job, learner: PPOLearner, pool: EnvPool, s: _Loop, elapsed: float
         "rollouts": s.rollouts,
         "elapsed": elapsed,
         "pool": pool_json,
-        # JSON has no inf/nan (a task log-ratio is +inf where its σ exceeds the base's): kept as strings,
-        # which float() reads back exactly
-        "metrics": [(step, {k: v if math.isfinite(v) else str(v) for k, v in m.items()}) for step, m in s.metrics],
+        "metrics": [(step, _json_scalars(m)) for step, m in s.metrics],
         "fallbacks": s.fallbacks,
         "warmup_episodes": s.warmup_episodes,
     }

@@ -30,7 +30,7 @@ import torch
 
 from sport_core.artifacts import atomic_write_json, sha256_file
 from sport_core.bounds import prior_bound
-from sport_core.config import structure, unstructure
+from sport_core.config import configured_component, structure, unstructure
 from sport_core.devices import resolve_device
 from sport_core.errors import RecipeError, RegistryError, SportError
 from sport_core.policyset import SetEntry, alpha_tag, write_policy_set
@@ -62,8 +62,7 @@ class PPOTrainer:
         probe = ctx.env.make()
         sp = box_spaces(probe, ctx.name, "ppo")
         probe.close()
-        component = ctx.registry.get("policy", cfg.policy)
-        pconf = structure(component.config_cls, dict(cfg.policy_config), f"stages.{ctx.name}.config.policy_config")
+        component, pconf = configured_component(cfg, "policy", ctx.registry, ctx.name)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seeds["init"] ^ 1)  # the critic uses seeds["init"] itself
             actor = component.build(pconf)(sp.obs_dim, sp.act_dim, sp.action_scale, sp.action_bias)
@@ -199,7 +198,7 @@ class ProjectedPPOTrainer:
         missing = [a for a in alphas if a not in done]
         if missing:
             raise SportError(f"stage {ctx.name!r}: the executor returned no result for alphas {missing}")
-        return self._outputs(ctx, cert, alphas, done, bound, eps_curve, policies)
+        return self._outputs(ctx, common, alphas, done, bound, eps_curve, policies)
 
     # -- helpers ------------------------------------------------------------------------------------------
 
@@ -247,11 +246,7 @@ class ProjectedPPOTrainer:
     def _projection(self, ctx: Any, base: torch.nn.Module, obs_dim: int) -> tuple[Any, dict[str, Any]]:
         """The configured projection (built once, copied per α) and its config as a table for the cards."""
         cfg = self.config
-        try:
-            component = ctx.registry.get("projection", cfg.projection)
-        except RegistryError as exc:
-            raise RecipeError(f"stages.{ctx.name}.config.projection: {exc}") from exc
-        pconf = structure(component.config_cls, cfg.projection_config, f"stages.{ctx.name}.config.projection_config")
+        component, pconf = configured_component(cfg, "projection", ctx.registry, ctx.name)
         if cfg.through_projection:
             if not attrs.has(type(pconf)) or "differentiable" not in attrs.fields_dict(type(pconf)):
                 raise RecipeError(
@@ -301,7 +296,7 @@ class ProjectedPPOTrainer:
             },
         )
 
-    def _outputs(self, ctx, cert, alphas, done, bound, eps_curve, policies: Path) -> dict[str, Path]:
+    def _outputs(self, ctx, common, alphas, done, bound, eps_curve, policies: Path) -> dict[str, Path]:
         horizon, eps_t = len(eps_curve), float(eps_curve[-1])
         rows, entries = [], []
         for alpha in alphas:
@@ -311,12 +306,12 @@ class ProjectedPPOTrainer:
             training = {**summary["training"], "prior_bound": prior, "steps": summary["steps"]}
             training["wall_seconds"] = summary["wall_seconds"]
             training["projection_fallbacks"] = summary["projection_fallbacks"]
-            entries.append(SetEntry(alpha, weights, sha256_file(weights), {"training": training}))
+            entries.append(SetEntry(alpha, weights, summary["policy_sha256"], {"training": training}))
             rows.append({"alpha": alpha, **training})
         meta = {
             "made_by": {"stage": ctx.name, "trainer": "projected-ppo"},
-            "base_sha256": sha256_file(certified_base_input(ctx, cert)),
-            "certificate_sha256": sha256_file(ctx.input("certificate", "certificate")),
+            "base_sha256": common["base_sha256"],
+            "certificate_sha256": common["certificate_sha256"],
         }
         write_policy_set(policies, entries, meta)
         training = atomic_write_json(

@@ -7,6 +7,8 @@ from typing import Any, Literal
 import attrs
 from attrs import validators as v
 
+from sport_core.config import component_field
+
 _positive = v.gt(0)
 _non_negative = v.ge(0)
 _fraction = [v.ge(0), v.le(1)]
@@ -53,7 +55,7 @@ class SACConfig:
     autotune_alpha: bool = True
     target_entropy: float = 0.0
     policy_delay: int = attrs.field(default=2, validator=_positive)
-    policy: str = "gaussian-mlp"
+    policy: str = component_field("policy", "gaussian-mlp", config_field="policy_config")
     policy_config: dict[str, Any] = attrs.Factory(dict)
     critic_hidden: tuple[int, ...] = (256, 256)
     critic_activation: Literal["relu", "tanh"] = "relu"

@@ -29,7 +29,7 @@ import torch
 
 from sport_core.artifacts import atomic_write_json
 from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
-from sport_core.config import structure, unstructure
+from sport_core.config import configured_component, unstructure
 from sport_core.devices import resolve_device
 from sport_core.errors import SportError
 from sport_core.metrics import MetricsWindow
@@ -123,8 +123,7 @@ class SACTrainer:
 
     def _build_policy(self, ctx: Any, sp: BoxSpaces):
         cfg = self.config
-        component = ctx.registry.get("policy", cfg.policy)
-        pconf = structure(component.config_cls, dict(cfg.policy_config), f"stages.{ctx.name}.config.policy_config")
+        component, pconf = configured_component(cfg, "policy", ctx.registry, ctx.name)
         actor = component.build(pconf)(sp.obs_dim, sp.act_dim, sp.action_scale, sp.action_bias)
         return actor, pconf
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -48,9 +47,9 @@ from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, sha256_file
 from sport_core.bounds import PAPER_ALPHAS
 from sport_core.collect import EpisodeRecord, run_episode, worker_env
-from sport_core.config import component_field, structure, unstructure
+from sport_core.config import component_field, configured_component, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
-from sport_core.errors import ArtifactError, RecipeError, RegistryError
+from sport_core.errors import ArtifactError, RecipeError
 from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
 from sport_core.verify import (
@@ -61,6 +60,7 @@ from sport_core.verify import (
     now_utc,
     policy_files,
     policy_input,
+    relative_path,
     stage_certificate,
 )
 from sport_core.weights import load_card, load_policy
@@ -245,13 +245,7 @@ class ProjectedSweep:
 
     def _projection(self, ctx: Any) -> _ProjectionFactory:
         """The configured projection component, or a one-line error naming the known ones."""
-        cfg = self.config
-        try:
-            component = ctx.registry.get("projection", cfg.projection)
-        except RegistryError as exc:
-            raise RecipeError(f"stages.{ctx.name}.config.projection: {exc}") from exc
-        config = structure(component.config_cls, cfg.projection_config, f"stages.{ctx.name}.config.projection_config")
-        return _ProjectionFactory(component, config)
+        return _ProjectionFactory(*configured_component(self.config, "projection", ctx.registry, ctx.name))
 
     def _policies(
         self, ctx: Any, cert: dict[str, Any], alphas: list[float]
@@ -277,7 +271,7 @@ class ProjectedSweep:
             task_ws = {a: entries[a].weights for a in alphas}
             extras = {a: {k: v for k, v in entries[a].extra.items() if k == "training"} for a in alphas}
             index = Path(task_in) / "policies.json" if Path(task_in).is_dir() else Path(task_in)
-            desc = {"policy_set": os.path.relpath(index.resolve(), ctx.stage_dir.resolve()), "alphas": sorted(entries)}
+            desc = {"policy_set": relative_path(index, ctx.stage_dir), "alphas": sorted(entries)}
         else:
             task_w, _ = policy_files(policy_input(ctx, "task"))
             task_ws, extras = dict.fromkeys(alphas, task_w), {}
