@@ -95,6 +95,15 @@ def relative_path(target: str | os.PathLike, start: str | os.PathLike) -> str:
     return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
 
 
+def input_ref(ctx: Any, role: str) -> str:
+    """How a stage's recipe named input ``role``: ``"base"`` (a stage) or ``"file <path>"`` with the path
+    relative to the stage folder, as results record it (so that a run folder can be moved whole)."""
+    ref = ctx.input_refs[role]
+    if ref.startswith("file "):
+        return "file " + relative_path(ref[5:], ctx.stage_dir)
+    return ref
+
+
 def describe_policy(path: str | os.PathLike, cert_dir: Path) -> dict[str, Any]:
     """The certificate's ``base_policy`` entry: weight and card paths (relative to ``cert_dir``) and hashes."""
     weights, card = policy_files(path)

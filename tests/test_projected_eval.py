@@ -23,8 +23,10 @@ from sport_core import Component, hookimpl
 from sport_core.actors import PolicyActor, ProjectedActor
 from sport_core.collect import collect
 from sport_core.config import unstructure
+from sport_core import paths as paths_module
 from sport_core.episodes import read_episodes
-from sport_core.errors import RecipeError
+from sport_core.errors import ArtifactError, RecipeError
+from sport_core.paths import read_paths
 from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import validate
 from sport_core.runner import Runner
@@ -176,7 +178,8 @@ def test_a_killed_sweep_resumes_at_the_unfinished_alphas(spm, tmp_path, monkeypa
         rolled.append(actor.alpha)
         return real(actor, env, seed, index, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "run_episode", dies_at_alpha_3)
+    for module in (sweep_module, paths_module):  # episodes that keep their path run through sport_core.paths
+        monkeypatch.setattr(module, "run_episode", dies_at_alpha_3)
     data = recipe(alphas=[1.0, 1.5, 3.0, 10.0], episodes=40)
     runner = Runner.create(validate(data, spm.registry), spm, tmp_path / "killed")
     with pytest.raises(KeyboardInterrupt):
@@ -190,7 +193,8 @@ def test_a_killed_sweep_resumes_at_the_unfinished_alphas(spm, tmp_path, monkeypa
         rolled.append(actor.alpha)
         return real(actor, env, seed, index, *args, **kwargs)
 
-    monkeypatch.setattr(sweep_module, "run_episode", counts)
+    for module in (sweep_module, paths_module):
+        monkeypatch.setattr(module, "run_episode", counts)
     rolled.clear()
     assert Runner.resume(runner.run_dir, spm).run() == "completed"
     assert rolled == [3.0] * 40 + [10.0] * 40  # the finished alphas were not rolled out again
@@ -301,3 +305,44 @@ def test_projected_actor_pickles_and_keeps_its_contract(registry):
     assert between.fallbacks == 0
     with pytest.raises(ValueError, match="alpha must be a finite number >= 1"):
         ProjectedActor(base, task, projection, 0.9)
+
+
+def test_the_sweep_keeps_the_paths_of_its_first_episodes_without_changing_them(spm, tmp_path):
+    """``paths = n`` keeps the x-y path of episodes 0..n-1 of every α (and episode 0's observations) in a
+    compact .npz; the episodes are the very ones of a sweep that keeps nothing."""
+    kept = run(spm, tmp_path / "kept", recipe(alphas=[1.0, 10.0], episodes=30, paths=12))
+    bare = run(spm, tmp_path / "bare", recipe(alphas=[1.0, 10.0], episodes=30, paths=0))
+    sweep = json.loads((kept / "sweep" / "sweep.json").read_text())
+    for row in sweep["rows"]:
+        assert stored(kept, row["alpha"]) == stored(bare, row["alpha"])
+        assert row["paths"]["episodes"] == 12 and row["paths"]["path"] == f"alphas/{alpha_tag(row['alpha'])}.paths.npz"
+        paths = read_paths(kept / "sweep" / row["paths"]["path"])
+        records = stored(kept, row["alpha"])[:12]
+        assert paths.episodes.tolist() == list(range(12))
+        assert paths.goal_step.tolist() == [r.goal_step for r in records]
+        assert paths.violation_step.tolist() == [r.violation_step for r in records]
+        assert [len(xy) for xy in paths.xy] == [r.length + 1 for r in records]  # the reset position, then each step
+        assert paths.observations.shape == (records[0].length + 1, 7)
+        assert paths.layout.goal[2] == 0.3 and len(paths.layout.hazards) == 1
+        goal = np.array(paths.layout.goal[:2])
+        for xy, r in zip(paths.xy, records, strict=True):  # a goal episode ends inside the goal disc
+            if r.outcome == "goal":
+                assert np.linalg.norm(xy[-1] - goal) <= 0.3 + 1e-6
+    assert "paths" not in json.loads((bare / "sweep" / "sweep.json").read_text())["rows"][0]
+
+
+def test_results_name_their_inputs_relative_to_the_stage(spm, tmp_path):
+    run_dir = run(spm, tmp_path, recipe(alphas=[1.0], episodes=10))
+    sweep = json.loads((run_dir / "sweep" / "sweep.json").read_text())
+    for ref in (sweep["certificate"]["path"], sweep["base_policy"]["weights"], sweep["task_policy"]["card"]):
+        assert not Path(ref).is_absolute() and (run_dir / "sweep" / ref).is_file()
+
+
+def test_a_damaged_paths_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "alpha-1.0.paths.npz"
+    np.savez(path, format=np.array("something-else"))
+    with pytest.raises(ArtifactError, match="not a sport-paths-v1 file"):
+        read_paths(path)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ArtifactError, match="corrupt"):
+        read_paths(path)

@@ -99,6 +99,8 @@ class PointMassEnv(gym.Env):
             "agent_pos": self._pos[0].copy(),
             "goal_pos": self._goal[0].copy(),
             "hazard_pos": self._hazard[0].copy(),
+            "goal_radius": float(self.cfg.goal_radius),
+            "hazard_radius": float(self.cfg.hazard_radius),
         }
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:

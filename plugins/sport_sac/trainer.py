@@ -57,7 +57,7 @@ def _window_add_update(window: MetricsWindow, s: UpdateStats) -> None:
     window.add("q/mean", s.q_mean)
     window.add("loss/actor", s.actor_loss, s.actor_steps)
     window.add("train/entropy", s.entropy, s.actor_steps)
-    window.add("loss/alpha", s.alpha_loss, s.actor_steps)
+    window.add("loss/entropy_coef", s.alpha_loss, s.actor_steps)
 
 
 @attrs.define(eq=False)
@@ -279,7 +279,7 @@ class SACTrainer:
                         {
                             "curriculum/level": curriculum.level + 1,
                             "curriculum/success_rate": curriculum.success_rate(),
-                            "alpha": learner.alpha,
+                            "train/entropy_coef": learner.alpha,
                         }
                     )
                     if cfg.prioritized_replay:

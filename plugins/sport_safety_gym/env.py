@@ -4,7 +4,8 @@
 
 * ``info`` at every reset and step: ``goal_met`` and ``constraint_violated`` (bools), ``cost`` (the stock
   per-step cost, binary: 1.0 when the agent is strictly inside the hazard), ``agent_pos`` (planar x, y of the
-  agent body, float64 [2]), ``goal_pos`` and ``hazard_pos`` (centres, [2]);
+  agent body, float64 [2]), ``goal_pos`` and ``hazard_pos`` (centres, [2]), ``goal_radius`` and
+  ``hazard_radius`` (metres);
 * episode endings: ``terminated`` on the goal, and on a violation unless the id is a ``ResetGoal`` variant;
   ``truncated`` at the step limit when not terminated;
 * rewards: ``dense_reward`` × progress toward the goal (previous − current distance) + ``goal_reward`` on
@@ -97,6 +98,8 @@ class ReachAvoidEnv(gym.Env):
         self.action_space = self._builder.action_space
         self._needs_reset = True
         self._goal_pos = self._hazard_pos = np.zeros(2)
+        self._goal_radius = float(task.goal.size)
+        self._hazard_radius = float(self.level.geometry.hazard_radius)
 
     # -- gymnasium API -------------------------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class ReachAvoidEnv(gym.Env):
             "agent_pos": self._builder.task.data.xpos[self._agent_id, :2].copy(),
             "goal_pos": self._goal_pos.copy(),
             "hazard_pos": self._hazard_pos.copy(),
+            "goal_radius": self._goal_radius,
+            "hazard_radius": self._hazard_radius,
         }
 
     @property

@@ -24,9 +24,11 @@ from sport_core.verify import (
     describe_store,
     env_maker_from_certificate,
     evaluate_policy_records,
+    input_ref,
     now_utc,
     policy_files,
     policy_input,
+    relative_path,
     stage_certificate,
     store_context,
 )
@@ -69,8 +71,8 @@ class CertifiedEvaluator:
 
         result = evaluate_policy_records(cert, {cfg.alpha: stored.records}, bound=cfg.bound, horizon=cfg.horizon)
         result.update(
-            certificate={"path": str(Path(cert_path).resolve()), "sha256": sha256_file(cert_path)},
-            policy={**describe_policy(weights, ctx.stage_dir), "stage": ctx.input_refs["policy"]},
+            certificate={"path": relative_path(cert_path, ctx.stage_dir), "sha256": sha256_file(cert_path)},
+            policy={**describe_policy(weights, ctx.stage_dir), "stage": input_ref(ctx, "policy")},
             seed=ctx.seed,
             episode_store=describe_store(store_path, ctx.stage_dir),
             created=now_utc(),

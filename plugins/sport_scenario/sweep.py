@@ -50,6 +50,7 @@ from sport_core.collect import EpisodeRecord, run_episode, worker_env
 from sport_core.config import component_field, configured_component, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError
+from sport_core.paths import EpisodePath, record_episode, write_paths
 from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
 from sport_core.verify import (
@@ -57,6 +58,7 @@ from sport_core.verify import (
     describe_policy,
     env_maker_from_certificate,
     evaluate_policy_records,
+    input_ref,
     now_utc,
     policy_files,
     policy_input,
@@ -89,7 +91,9 @@ def _alphas_ok(instance: Any, attribute: attrs.Attribute, value: tuple[float, ..
 class ProjectedSweepConfig:
     """``projection``: the projection component (default ``gaussian-kl``) and its ``projection_config``;
     ``alphas``: the ratio bounds to evaluate (default: the paper's 1 … 100); ``episodes`` per α; evaluate at
-    the T* of ``bound`` (default: the largest bound in the certificate) or at ``horizon``."""
+    the T* of ``bound`` (default: the largest bound in the certificate) or at ``horizon``; ``paths``: keep the
+    x–y paths of the first ``paths`` episodes of every α (and the observations of episode 0) in
+    ``alpha-<α>.paths.npz`` (:mod:`sport_core.paths`; 0 keeps none)."""
 
     projection: str = component_field("projection", "gaussian-kl", config_field="projection_config")
     projection_config: dict[str, Any] = attrs.Factory(dict)
@@ -97,6 +101,7 @@ class ProjectedSweepConfig:
     episodes: int = attrs.field(default=1000, validator=attrs.validators.gt(0))
     bound: float | None = None
     horizon: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    paths: int = attrs.field(default=100, validator=attrs.validators.ge(0))
 
 
 # -- the worker side ----------------------------------------------------------------------------------------
@@ -111,6 +116,7 @@ class SweepChunk:
     env_maker: bytes
     seed: int
     indices: tuple[int, ...]
+    paths: int = 0  # episodes with index < paths keep their x-y path (episode 0 its observations too)
 
 
 @attrs.frozen
@@ -121,14 +127,21 @@ class ChunkResult:
     records: list[EpisodeRecord]
     steps: int
     fallbacks: int
+    paths: list[EpisodePath] = attrs.Factory(list)
 
 
 def run_chunk(chunk: SweepChunk) -> ChunkResult:
     """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone."""
     env = worker_env(chunk.env_maker)
     actor = pickle.loads(chunk.actor)
-    records = [run_episode(actor, env, chunk.seed, i) for i in chunk.indices]
-    return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks))
+    records, paths = [], []
+    for i in chunk.indices:
+        if i < chunk.paths:
+            paths.append(record_episode(actor, env, chunk.seed, i, observations=i == 0))
+            records.append(paths[-1].record)
+        else:
+            records.append(run_episode(actor, env, chunk.seed, i))
+    return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks), paths)
 
 
 # -- the stage ----------------------------------------------------------------------------------------------
@@ -139,6 +152,7 @@ class _Pending:
     records: list[EpisodeRecord] = attrs.Factory(list)
     steps: int = 0
     fallbacks: int = 0
+    paths: list[EpisodePath] = attrs.Factory(list)
 
 
 class ProjectedSweep:
@@ -170,6 +184,7 @@ class ProjectedSweep:
             "base_sha256": sha256_file(base_w),
             "projection": {"name": cfg.projection, "config": unstructure(projection.config)},
             "env": env_table,
+            "paths": min(cfg.paths, cfg.episodes),
         }
         contexts = {a: {"alpha": a, "task_sha256": sha256_file(task_ws[a]), **common} for a in alphas}
         out = ctx.stage_dir / "alphas"
@@ -191,7 +206,7 @@ class ProjectedSweep:
         size = max(1, min(64, math.ceil(cfg.episodes / (4 * workers))))
         actors = {a: pickle.dumps(ProjectedActor(base, tasks[a], projection.fresh(), a)) for a in pending}
         chunks = [
-            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))))
+            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))), cfg.paths)
             for a in pending
             for i in range(0, cfg.episodes, size)
         ]
@@ -202,6 +217,7 @@ class ProjectedSweep:
                 bucket.records.extend(result.records)
                 bucket.steps += result.steps
                 bucket.fallbacks += result.fallbacks
+                bucket.paths.extend(result.paths)
                 advance(len(result.records))
                 if len(bucket.records) == cfg.episodes:
                     alpha = result.alpha
@@ -222,6 +238,8 @@ class ProjectedSweep:
                 projected_steps=summary["projected_steps"],
                 episode_store=summary["episode_store"],
             )
+            if "paths" in summary:
+                row["paths"] = summary["paths"]
             if extras.get(row["alpha"]):
                 row.update(extras[row["alpha"]])
         star = [r for r in cert["bounds"] if cfg.horizon is None and r["bound"] == bound]
@@ -233,9 +251,9 @@ class ProjectedSweep:
             episodes=cfg.episodes,
             seed=ctx.seed,
             common_random_numbers=CRN_TEXT,
-            certificate={"path": str(Path(cert_path).resolve()), "sha256": sha256_file(cert_path)},
-            base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": ctx.input_refs["base"]},
-            task_policy={**task_desc, "stage": ctx.input_refs["task"]},
+            certificate={"path": relative_path(cert_path, ctx.stage_dir), "sha256": sha256_file(cert_path)},
+            base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": input_ref(ctx, "base")},
+            task_policy={**task_desc, "stage": input_ref(ctx, "task")},
             created=now_utc(),
         )
         path = atomic_write_json(ctx.stage_dir / "sweep.json", result)
@@ -319,6 +337,13 @@ class ProjectedSweep:
             "projected_steps": bucket.steps,
             "episode_store": {"path": f"alphas/{store_path.name}", "sha256": sha256_file(store_path)},
         }
+        if bucket.paths:
+            paths_file = write_paths(out / f"{alpha_tag(alpha)}.paths.npz", bucket.paths)
+            summary["paths"] = {
+                "path": f"alphas/{paths_file.name}",
+                "sha256": sha256_file(paths_file),
+                "episodes": len(bucket.paths),
+            }
         atomic_write_json(out / f"{alpha_tag(alpha)}.json", summary)
         return summary
 
@@ -380,7 +405,10 @@ def _finished(out: Path, alpha: float, context: dict[str, Any]) -> dict[str, Any
         return None
     if not isinstance(summary, dict) or summary.get("format") != ALPHA_FORMAT or summary.get("context") != context:
         return None
-    store = out.parent / summary["episode_store"]["path"]
-    if not store.is_file() or sha256_file(store) != summary["episode_store"]["sha256"]:
-        return None
+    for kept in (summary["episode_store"], summary.get("paths")):
+        if kept is None:
+            continue
+        file = out.parent / kept["path"]
+        if not file.is_file() or sha256_file(file) != kept["sha256"]:
+            return None
     return summary
