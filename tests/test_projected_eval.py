@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from sport_core import Component, hookimpl
+from sport_core import paths as paths_module
 from sport_core.actors import PolicyActor, ProjectedActor
 from sport_core.collect import collect
 from sport_core.config import unstructure
-from sport_core import paths as paths_module
 from sport_core.episodes import read_episodes
 from sport_core.errors import ArtifactError, RecipeError
 from sport_core.paths import read_paths
