@@ -1,4 +1,4 @@
-"""The ``sport`` command: run, check, plugins, verify.
+"""The ``sport`` command: run, check, plugins, verify, and the commands plugins add (plot, report, …).
 
 Every user error (bad recipe, missing file, broken plugin) exits with status 2 and one line on stderr;
 ``--debug`` shows the traceback instead. An interrupted run exits with 130 and says how to resume it.
@@ -97,7 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.set_defaults(func=_cmd_plugins)
     for extra in EXTRA_COMMANDS:
         extra(sub)
+    _plugin_commands(sub)
     return parser
+
+
+def _plugin_commands(sub: argparse._SubParsersAction) -> None:
+    """Subcommands added by plugins (``sport_register_commands``). If the plugins cannot be loaded, the
+    built-in commands still parse, and the command that loads them reports why."""
+    try:
+        pm = load_plugin_manager()
+    except SportError as exc:
+        log.debug("plugin commands not added: %s", exc)
+        return
+    before = set(sub.choices)
+    for impl in pm.hook.sport_register_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=sub)
+        except argparse.ArgumentError as exc:
+            raise SportError(f"plugin {impl.plugin_name!r} adds a command that exists already ({exc})") from exc
+    log.debug("plugin commands: %s", sorted(set(sub.choices) - before))
 
 
 #: Functions adding further subcommands (``verify``, ...) to the parser; modules append to it.
@@ -106,7 +124,11 @@ EXTRA_COMMANDS.append(add_verify_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except SportError as exc:
+        print(f"sport: error: {exc}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING if args.quiet else logging.INFO,

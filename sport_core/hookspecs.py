@@ -95,6 +95,16 @@ def sport_register_executors() -> list:
     yielding results as they finish, and ``close()``."""
 
 
+@hookspec
+def sport_register_commands(subparsers: Any) -> None:
+    """Add ``sport`` subcommands (as datasette's ``register_commands``). ``subparsers`` is the argparse
+    sub-parser action of the ``sport`` command: call ``subparsers.add_parser(name, help=…)``, add arguments
+    and ``set_defaults(func=handler)``; ``handler(args) -> int`` is the exit status. A handler reports a user
+    error by raising :class:`sport_core.errors.SportError` (one line on stderr, exit 2). Two plugins adding
+    the same command name is an error. The built-in ``plots`` plugin adds ``sport plot`` and ``sport report``.
+    """
+
+
 # --------------------------------------------------------------------------------------------------------
 # Event hooks (broadcast)
 # --------------------------------------------------------------------------------------------------------
@@ -119,6 +129,16 @@ def sport_stage_started(run_dir: Path, stage: str, stage_dir: Path, resumed: boo
 def sport_stage_finished(run_dir: Path, stage: str, status: str, outputs: dict) -> None:
     """Stage ``stage`` ends with ``status`` (``completed``, ``skipped``, ``failed``); ``outputs`` maps
     artifact names to paths (empty unless completed or skipped)."""
+
+
+@hookspec
+def sport_stage_completed(run_dir: Path, stage: str, stage_dir: Path, outputs: dict, log: Any, registry: Any) -> None:
+    """Stage ``stage`` has just completed (called before ``sport_stage_finished``; not for a stage skipped as
+    up to date): ``outputs`` maps artifact names to paths, ``log``
+    is the stage's event emitter (``log.figure(step, tag, fig)``, ``log.text(…)``, ``log.scalars(…)``), and
+    ``registry`` the component registry. Plugins summarise the outputs for the loggers here (the ``plots``
+    plugin sends the paper's figures and tables for ``certificate`` and ``sweep`` artifacts). An exception
+    raised here is logged as a warning and does not fail the stage."""
 
 
 @hookspec

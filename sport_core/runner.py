@@ -383,7 +383,19 @@ class Runner:
         entry.update(status="completed", outputs=recorded, finished=_now(), seconds=round(time.perf_counter() - t0, 3))
         entry.pop("error", None)
         self._write_manifest(manifest)
-        self.pm.hook.sport_stage_finished(
-            run_dir=self.run_dir, stage=stage.name, status="completed", outputs=self.outputs_of(stage.name, manifest)
-        )
+        made = self.outputs_of(stage.name, manifest)
+        try:
+            self.pm.hook.sport_stage_completed(
+                run_dir=self.run_dir,
+                stage=stage.name,
+                stage_dir=stage_dir,
+                outputs=made,
+                log=ctx.log,
+                registry=self.pm.registry,
+            )
+        except Exception as exc:  # a summary for the loggers never fails a finished stage
+            log.warning(
+                "stage %s: a plugin's summary of its outputs failed: %s: %s", stage.name, type(exc).__name__, exc
+            )
+        self.pm.hook.sport_stage_finished(run_dir=self.run_dir, stage=stage.name, status="completed", outputs=made)
         log.info("stage %s: completed in %.1f s", stage.name, entry["seconds"])
