@@ -14,7 +14,9 @@
    evaluator's format so far) and the reference's pickled dense N × (T + 1) boolean matrix (size measured on
    10⁴ rows with T = 1000 and scaled: it is written once at the end, so it has no append rate).
 
-Each measurement prints one JSON line. Run: ``.venv/bin/python benchmarks/bounds.py [--quick]``.
+Each measurement prints one JSON line, with the machine record (``benchmarks/machine.py``), and appends it to
+``benchmarks/results/bounds.jsonl`` (``$SPORT_BENCH_RESULTS`` names another folder; ``-``: print only).
+Run: ``.venv/bin/python benchmarks/bounds.py [--quick]``.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import numpy as np
+from machine import emit
 from scipy.special import gammaln
 
 from sport_core.bounds import epsilon_curve, failures_by_horizon
@@ -171,9 +177,9 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=40, help="distinct k values to bisect for the baseline")
     args = parser.parse_args()
     n = 10_000 if args.quick else 1_000_000
-    print(json.dumps(bench_epsilon(n, 1000, 1e-7, 10 if args.quick else args.sample)), flush=True)
+    emit("bounds", bench_epsilon(n, 1000, 1e-7, 10 if args.quick else args.sample))
     with tempfile.TemporaryDirectory(prefix="sport-bench-") as tmp:
-        print(json.dumps(bench_store(n, Path(tmp))), flush=True)
+        emit("bounds", bench_store(n, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,24 @@
    recompiles the model every episode (≈ 1 s), so it is timed on ``--stock-episodes`` episodes and
    extrapolated linearly (the output says so); both are extrapolated to 10 001 episodes (the paper's N).
 
-Each measurement prints one JSON line. Run: ``.venv/bin/python benchmarks/collect.py [--quick]``.
+Each measurement prints one JSON line, with the machine record (``benchmarks/machine.py``: cores, load average
+now and at start, ...), and appends it to ``benchmarks/results/collect.jsonl`` (``$SPORT_BENCH_RESULTS`` names
+another folder; ``-``: print only). Run: ``.venv/bin/python benchmarks/collect.py [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from machine import emit
 
 import sport_safety_gym as sgm
 from sport_core.collect import collect
@@ -159,13 +165,12 @@ def main() -> None:
     only = set(args.only.split(","))
     if args.quick:
         args.episodes, args.stock_episodes, args.scaling_episodes = 100, 6, 100
-    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}), flush=True)
     if "single_env" in only:
-        print(json.dumps(bench_single_env(2000 if args.quick else 20_000)), flush=True)
+        emit("collect", bench_single_env(2000 if args.quick else 20_000))
     if "collect_scaling" in only:
-        print(json.dumps(bench_scaling(args.scaling_episodes)), flush=True)
+        emit("collect", bench_scaling(args.scaling_episodes))
     if "certification" in only:
-        print(json.dumps(bench_certification(args.episodes, args.stock_episodes)), flush=True)
+        emit("collect", bench_certification(args.episodes, args.stock_episodes))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,39 @@
-"""What a benchmark line must say about the machine that produced it: CPU model, SIMD flags, torch build."""
+"""What a benchmark line must say about the machine that produced it, and the one way a benchmark writes a line.
+
+:func:`machine` is the record (CPU model, SIMD flags, cores, load, torch build and threads); :func:`emit` adds
+it, a UTC timestamp and the command line to a result row, prints the row as one JSON line and appends that
+line to ``benchmarks/results/<name>.jsonl``. The environment variable ``SPORT_BENCH_RESULTS`` names another
+folder for the ``.jsonl`` files (smoke runs, tests), and ``SPORT_BENCH_RESULTS=-`` prints without appending.
+"""
 
 from __future__ import annotations
 
+import datetime
+import functools
+import json
 import os
 import platform
+import sys
 from pathlib import Path
 
-import torch
-
 SIMD = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
+RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS_ENV = "SPORT_BENCH_RESULTS"
 
 
-def machine() -> dict:
-    """CPU model, the SIMD flags that matter for matmuls, core count, torch version and its CPU capability."""
+def _load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+_LOAD_AT_START = _load()  # when the benchmark imported this module, before it ran anything
+
+
+@functools.cache
+def _static() -> dict:
+    """The parts of the record that do not change while the process runs (read once: /proc/cpuinfo, CUDA)."""
+    import torch  # here, not at the top: benchmarks that do not use torch (and their worker processes) skip it
+
     model, flags = platform.processor() or "?", set()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -26,7 +47,52 @@ def machine() -> dict:
         "cpu": model,
         "simd": [f for f in SIMD if f in flags],
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+
+
+def machine() -> dict:
+    """CPU model, the SIMD flags that matter for matmuls, usable cores, Python and torch versions, torch's CPU
+    capability and thread count, the GPU if any, and the 1-minute load average now and when the process started
+    (the machine may be shared: read a line's numbers with its load).
+
+    The static part is computed once per process; the torch thread count and the load are read at each call,
+    since a benchmark sets the threads in ``main`` and the load moves while it runs."""
+    import torch
+
+    return {
+        **_static(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_1min": _load(),
+        "load_avg_1min_at_start": _LOAD_AT_START,
+    }
+
+
+def results_file(name: str, results_dir: Path | None = None) -> Path | None:
+    """Where :func:`emit` appends ``name``'s lines: ``results_dir`` if given, else ``$SPORT_BENCH_RESULTS`` if
+    set, else ``benchmarks/results``; None when that is ``-`` (print only)."""
+    folder = results_dir if results_dir is not None else os.environ.get(RESULTS_ENV) or RESULTS
+    if str(folder) == "-":
+        return None
+    return Path(folder) / f"{name}.jsonl"
+
+
+def emit(name: str, row: dict, results_dir: Path | None = None) -> None:
+    """Print ``row`` as one JSON line and append it to ``<results folder>/<name>.jsonl`` (see :func:`results_file`).
+
+    Adds, where the row lacks them, ``time`` (UTC, ISO 8601), ``command`` (this process's command line) and
+    ``machine`` (:func:`machine`)."""
+    row = dict(row)
+    row.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
+    row.setdefault("command", " ".join(sys.argv))
+    row.setdefault("machine", machine())
+    line = json.dumps(row)
+    print(line, flush=True)
+    path = results_file(name, results_dir)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(line + "\n")

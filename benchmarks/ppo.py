@@ -11,8 +11,9 @@ wrapper around the component's ``project`` in the same run. Set-up (building the
 MuJoCo model once, ≈ 1 s) is reported apart, and the numba kernel is compiled before timing.
 
 Prints one JSON line per ``num_envs`` with both rates, their ratio, the projection's share, the per-call
-projection time, and the machine (CPU model, SIMD flags, torch build); also appends them to
-``benchmarks/results/ppo.jsonl``.
+projection time, and the machine record (``benchmarks/machine.py``: CPU model, SIMD flags, torch build and
+threads, load); also appends them to ``benchmarks/results/ppo.jsonl`` (``$SPORT_BENCH_RESULTS`` names another
+folder; ``-``: print only).
 Run: ``.venv/bin/python benchmarks/ppo.py [--steps 4096] [--num-envs 1 8]``.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import sys
 import tempfile
@@ -31,7 +31,7 @@ os.environ.setdefault("SPORT_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from machine import machine
+from machine import emit
 
 from sport_core.plugins import load_plugin_manager
 from sport_core.seeding import stage_seeds
@@ -116,8 +116,6 @@ def main() -> None:
     cert = read_certificate(CERT)
     base = load_policy(BASE, pm.registry).requires_grad_(False)
     component = pm.registry.get("projection", "gaussian-kl")
-    out = ROOT / "benchmarks" / "results" / "ppo.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
     for n in args.num_envs:
         config = ProjectedPPOConfig(total_steps=args.steps, warmup_steps=0, num_envs=n, checkpoint_every=10**9)
         with tempfile.TemporaryDirectory() as tmp:
@@ -141,13 +139,8 @@ def main() -> None:
             "projection_us_per_call": round(1e6 * timed.seconds / max(timed.calls, 1), 1),
             "projection_calls": timed.calls,
             "setup_seconds": {"ppo": round(plain_setup, 1), "projected_ppo": round(projected_setup, 1)},
-            "torch_threads": 1,
-            "machine": machine(),
         }
-        line = json.dumps(row)
-        print(line, flush=True)
-        with out.open("a") as fh:
-            fh.write(line + "\n")
+        emit("ppo", row)
 
 
 if __name__ == "__main__":

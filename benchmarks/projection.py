@@ -15,21 +15,26 @@ ours is timed on the whole batch. Measurements (one JSON line each):
 
 Instances: μb ~ N(0, 1), σb = exp(0.5·N), μt = μb + σb·N·exp(U(−2, 1)), τ = σb·exp(0.6·N) (task stds both
 below and above the base's), α log-uniform in [1.0001, 100]. Torch runs with one thread (the two vCPUs of
-these machines give one core of throughput). Run: ``.venv/bin/python benchmarks/projection.py [--quick]``.
+these machines give one core of throughput). Each line carries the machine record (``benchmarks/machine.py``)
+and is appended to ``benchmarks/results/projection.jsonl`` (``$SPORT_BENCH_RESULTS`` names another folder;
+``-``: print only). Run: ``.venv/bin/python benchmarks/projection.py [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
+from machine import emit
 
 from sport_projection import max_log_ratio, project
 from sport_projection.cvxpy_reference import CvxpyGaussianProjection, gaussian_kl
@@ -134,12 +139,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     rows, cvxpy_n, repeats, calls = (4096, 30, 2, 200) if args.quick else (args.rows, args.cvxpy_rows, 5, 2000)
-    env = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor()}
     for d in (2, 10):
-        print(json.dumps(bench_batch(rows, d, cvxpy_n, repeats) | env), flush=True)
+        emit("projection", bench_batch(rows, d, cvxpy_n, repeats))
     for batch in (1, 128, 512):
         n_calls = calls if batch == 1 else max(20, calls // 20)
-        print(json.dumps(bench_latency(batch, 2, n_calls, cvxpy_n) | env), flush=True)
+        emit("projection", bench_latency(batch, 2, n_calls, cvxpy_n))
 
 
 if __name__ == "__main__":

@@ -13,17 +13,22 @@ On the level-5 5 Hz env (``SafetyPointReachAvoidLowFreqCurriculum5-v0``), one pr
 
 Targets (issue 8): reset ≤ 1 ms, episode throughput ≥ 100× stock. The stock path costs ≈ 1 s per reset, so it
 is timed over fewer repetitions (``--stock-n``); the output gives the counts. Each measurement prints one
-JSON line. Run: ``.venv/bin/python benchmarks/reset.py [--quick]``.
+JSON line, with the machine record (``benchmarks/machine.py``: cores, load average now and at start, ...), and
+appends it to ``benchmarks/results/reset.jsonl`` (``$SPORT_BENCH_RESULTS`` names another folder; ``-``: print
+only). Run: ``.venv/bin/python benchmarks/reset.py [--quick]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
+from machine import emit
 
 import sport_safety_gym as sgm
 
@@ -106,10 +111,9 @@ def main() -> None:
     parser.add_argument("--fast-n", type=int, default=2000, help="fast resets / episodes to time")
     args = parser.parse_args()
     stock_n, fast_n = (2, 100) if args.quick else (args.stock_n, args.fast_n)
-    print(json.dumps({"benchmark": "machine", "cpus": os.cpu_count(), "load_avg_1min": os.getloadavg()[0]}), flush=True)
     for layout in ("random", "paper"):
-        print(json.dumps(bench_reset(layout, stock_n, fast_n)), flush=True)
-    print(json.dumps(bench_episodes(stock_n, fast_n)), flush=True)
+        emit("reset", bench_reset(layout, stock_n, fast_n))
+    emit("reset", bench_episodes(stock_n, fast_n))
 
 
 if __name__ == "__main__":

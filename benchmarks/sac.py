@@ -16,7 +16,9 @@ steps (not timed), then ``--steps`` steps with learning are timed:
 Then ``update_ms``: milliseconds per gradient update alone (critic + actor + α + targets) at batch 512 on
 random data, ours per engine against SB3's ``train(gradient_steps=…)`` on its filled buffer.
 
-Each measurement prints one JSON line with ours, the SB3 baseline of the same run and the speed-up.
+Each measurement prints one JSON line with ours, the SB3 baseline of the same run, the speed-up and the machine
+record (``benchmarks/machine.py``), and appends it to ``benchmarks/results/sac.jsonl`` (``$SPORT_BENCH_RESULTS``
+names another folder; ``-``: print only).
 Run: ``.venv/bin/python benchmarks/sac.py [--steps 1500] [--warmup 1000] [--env pointmass]``.
 The machine is shared: the numbers are only comparable within one run.
 """
@@ -27,13 +29,16 @@ import argparse
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("SPORT_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
+from machine import emit
 
 from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import validate
@@ -224,26 +229,23 @@ def main() -> None:
             ours = ours_steps_per_s(pm, env_table, args.warmup, args.steps, variant, Path(tmp))
             baseline, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
             sb3_rate = max(sb3_rate, baseline)  # the faster SB3 run so far: a conservative speed-up
-            print(
-                json.dumps(
-                    {
-                        "benchmark": "sac",
-                        "measure": "env_steps_per_s",
-                        "env": env_maker.env_id,
-                        "batch": 512,
-                        "hidden": [256, 256],
-                        "timed_steps": args.steps,
-                        "ours_variant": name,
-                        "ours": round(ours, 1),
-                        "sb3": round(sb3_rate, 1),
-                        "speedup": round(ours / sb3_rate, 2),
-                        "torch_threads": 1,
-                    }
-                ),
-                flush=True,
+            emit(
+                "sac",
+                {
+                    "benchmark": "sac",
+                    "measure": "env_steps_per_s",
+                    "env": env_maker.env_id,
+                    "batch": 512,
+                    "hidden": [256, 256],
+                    "timed_steps": args.steps,
+                    "ours_variant": name,
+                    "ours": round(ours, 1),
+                    "sb3": round(sb3_rate, 1),
+                    "speedup": round(ours / sb3_rate, 2),
+                },
             )
         for row in update_ms(pm, env_maker, args.update_repeats, model):
-            print(json.dumps(row), flush=True)
+            emit("sac", row)
 
 
 if __name__ == "__main__":

@@ -386,7 +386,7 @@ def projection_frames_figure(
         lo, hi = centre.min(axis=0) - 1.2 * reach, centre.max(axis=0) + 1.2 * reach
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
-        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_aspect("equal", adjustable="box")
         ax.set_title(f"step {int(steps[k])}", fontsize=8)
         ax.set_xlabel(r"$x_0$ (pre-tanh forward)", fontsize=8)
         if k == 0:
