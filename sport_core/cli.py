@@ -64,7 +64,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sport", description="Certified-safe policy updates (SPoRt) as a plugin framework."
     )
@@ -97,8 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.set_defaults(func=_cmd_plugins)
     for extra in EXTRA_COMMANDS:
         extra(sub)
-    _plugin_commands(sub)
+    if plugin_commands:
+        _plugin_commands(sub)
     return parser
+
+
+def _needs_plugin_commands(argv: Sequence[str]) -> bool:
+    """Whether the command line may name a plugin's command (loading plugins imports torch: ≈ 2 s)."""
+    words = [a for a in argv if not a.startswith("-")]
+    return not ("--version" in argv or (words and words[0] in BUILTIN_COMMANDS))
 
 
 def _plugin_commands(sub: argparse._SubParsersAction) -> None:
@@ -118,14 +125,18 @@ def _plugin_commands(sub: argparse._SubParsersAction) -> None:
     log.debug("plugin commands: %s", sorted(set(sub.choices) - before))
 
 
+#: Commands of the core itself (no plugin needs loading to parse them).
+BUILTIN_COMMANDS = ("run", "check", "plugins", "verify")
+
 #: Functions adding further subcommands (``verify``, ...) to the parser; modules append to it.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 EXTRA_COMMANDS.append(add_verify_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        parser = build_parser()
+        parser = build_parser(_needs_plugin_commands(argv))
     except SportError as exc:
         print(f"sport: error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sport_core import __version__
+from sport_core import __version__, cli, hookimpl
+from sport_core.plugins import load_plugin_manager
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,3 +111,41 @@ def test_relative_out_and_resume_paths_work_from_any_directory(tmp_path):
     assert json.loads((run_dir / "random" / "summary.json").read_text())["episodes"] == 5
     res = sport("-q", "run", "--resume", f"runs/{run_dir.name}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
+
+
+class GreeterPlugin:
+    """A third-party plugin adding a command, as datasette's ``register_commands``."""
+
+    @hookimpl
+    def sport_register_commands(self, subparsers):
+        greet = subparsers.add_parser("greet", help="say hello")
+        greet.add_argument("name")
+        greet.set_defaults(func=lambda args: print(f"hello {args.name}") or 0)
+
+
+class ClashingPlugin:
+    @hookimpl
+    def sport_register_commands(self, subparsers):
+        subparsers.add_parser("run")
+
+
+def test_plugins_add_commands_and_help_lists_them(monkeypatch, capsys):
+    monkeypatch.setenv("SPORT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setattr(cli, "load_plugin_manager", lambda: load_plugin_manager(extra=[("greeter", GreeterPlugin())]))
+    assert cli.main(["greet", "you"]) == 0
+    assert capsys.readouterr().out == "hello you\n"
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "say hello" in capsys.readouterr().out
+
+
+def test_built_in_plot_and_report_commands_are_listed():
+    out = sport("--help").stdout
+    assert "plot" in out and "report" in out
+
+
+def test_a_plugin_command_clashing_with_another_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setenv("SPORT_DISABLE_PLUGIN_AUTOLOAD", "1")
+    monkeypatch.setattr(cli, "load_plugin_manager", lambda: load_plugin_manager(extra=[("clash", ClashingPlugin())]))
+    assert cli.main(["--help"]) == 2
+    assert "plugin 'clash' adds a command that exists already" in capsys.readouterr().err
