@@ -395,7 +395,7 @@ class Runner:
             )
         except Exception as exc:  # a summary for the loggers never fails a finished stage
             log.warning(
-                "stage %s: a plugin's summary of its outputs failed: %s: %s", stage.name, type(exc).__name__, exc
+                "stage %s: a summary of its outputs for the loggers failed: %s: %s", stage.name, type(exc).__name__, exc
             )
         self.pm.hook.sport_stage_finished(run_dir=self.run_dir, stage=stage.name, status="completed", outputs=made)
         log.info("stage %s: completed in %.1f s", stage.name, entry["seconds"])
