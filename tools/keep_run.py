@@ -29,7 +29,7 @@ def keep(run: Path, dest: Path, drop: set[str]) -> list[Path]:
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
             copied.append(dest / name)
-    for stage, entry in manifest.get("stages", {}).items():
+    for entry in manifest.get("stages", {}).values():
         if entry.get("status") != "completed":
             continue
         for artifact, out in entry.get("outputs", {}).items():

@@ -168,9 +168,8 @@ def failure_figure(runs: Sequence[RunData]) -> Figure:
         _band(ax, x, rates, color, f"{experiment}: empirical", marker="o", markersize=4)
         if len(sweeps) == 1:
             lo, hi = _column(sweeps, alphas, "cp_lower")[0], _column(sweeps, alphas, "cp_upper")[0]
-            ax.errorbar(
-                x, rates[0], yerr=[rates[0] - lo, hi - rates[0]], fmt="none", ecolor=color, alpha=0.6, capsize=3
-            )
+            ax.vlines(x, lo, hi, color=color, alpha=0.6)  # the CP interval (errorbar() warns on a single alpha)
+            ax.plot(x, lo, "_", x, hi, "_", color=color, alpha=0.6, markersize=6)
         else:
             for r in rates:
                 ax.plot(x, r, ".", color=color, alpha=0.5, markersize=3)
