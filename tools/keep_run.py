@@ -3,8 +3,8 @@
     .venv/bin/python tools/keep_run.py RUN_DIR DEST [--drop ARTIFACT …]
 
 Kept: ``manifest.json``, ``recipe.resolved.toml``, ``run.log`` if present, and every output the manifest
-lists for a completed stage (policies, certificates with their episode stores, sweep results with their
-per-α stores and kept paths, …). Left out:
+lists for a completed stage (policies with their model cards, certificates with their episode stores, sweep
+results with their per-α stores and kept paths, …) and the JSON summaries in each stage folder. Left out:
 checkpoints (optimiser state, replay buffers), TensorBoard files and ``metrics.jsonl``. ``--drop policies``
 leaves out one kind of artifact (e.g. a policy set too large to commit). The copy keeps the run's layout,
 so relative paths inside results still resolve, and each output's SHA-256 is checked against the manifest.
@@ -29,9 +29,13 @@ def keep(run: Path, dest: Path, drop: set[str]) -> list[Path]:
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
             copied.append(dest / name)
-    for entry in manifest.get("stages", {}).values():
+    for stage, entry in manifest.get("stages", {}).items():
         if entry.get("status") != "completed":
             continue
+        for summary in sorted((run / stage).glob("*.json")):  # small summaries beside the outputs
+            (dest / stage).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(summary, dest / stage / summary.name)
+            copied.append(dest / stage / summary.name)
         for artifact, out in entry.get("outputs", {}).items():
             if artifact in drop:
                 continue
@@ -44,6 +48,10 @@ def keep(run: Path, dest: Path, drop: set[str]) -> list[Path]:
                 shutil.copytree(src, target, dirs_exist_ok=True)
             else:
                 shutil.copy2(src, target)
+                card = src.with_suffix(".json")
+                if src.suffix == ".safetensors" and card.is_file():  # a policy's model card goes with its weights
+                    shutil.copy2(card, target.with_suffix(".json"))
+                    copied.append(target.with_suffix(".json"))
             copied.append(target)
     return copied
 
