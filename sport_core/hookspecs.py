@@ -134,9 +134,9 @@ def sport_stage_finished(run_dir: Path, stage: str, status: str, outputs: dict) 
 @hookspec
 def sport_stage_completed(run_dir: Path, stage: str, stage_dir: Path, outputs: dict, log: Any, registry: Any) -> None:
     """Stage ``stage`` has just completed (called before ``sport_stage_finished``; not for a stage skipped as
-    up to date): ``outputs`` maps artifact names to paths, ``log``
-    is the stage's event emitter (``log.figure(step, tag, fig)``, ``log.text(…)``, ``log.scalars(…)``), and
-    ``registry`` the component registry. Plugins summarise the outputs for the loggers here (the ``plots``
+    up to date): ``outputs`` maps artifact names to paths, ``log`` is the stage's event emitter
+    (``log.figure(step, tag, fig)``, ``log.text(…)``, ``log.scalars(…)``), and ``registry`` the component
+    registry. Plugins summarise the outputs for the loggers here (the ``plots``
     plugin sends the paper's figures and tables for ``certificate`` and ``sweep`` artifacts). An exception
     raised here is logged as a warning and does not fail the stage."""
 

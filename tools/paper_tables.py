@@ -9,24 +9,14 @@ stores for the T = 21 columns); nothing is typed in by hand except the paper's v
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-
-import numpy as np
 
 from sport_plots.rundata import RunData, load_run
-from sport_plots.tables import at_horizon, table
+from sport_plots.tables import at_horizon, spread, table
 
 PAPER_K21, PAPER_T_STAR, PAPER_ALPHA_STAR = 47, 21, 1.2496
 #: Exp 1 empirical failure at T = 21 as read from the paper's figure (FACTS §7); "≤ .02" up to α = 3.
 PAPER_EXP1 = {5.0: "≈ .03", 10.0: "≈ .10", 20.0: "≈ .24", 50.0: "≈ .53", 100.0: "≈ .78"}
 PAPER_LENGTH = {1.0: "≈ 14.0", 100.0: "≈ 11.3"}
-
-
-def spread(values: Sequence[float | None], digits: int = 3) -> str:
-    v = np.array([np.nan if x is None else x for x in values], dtype=float)
-    if len(v) == 1:
-        return f"{v[0]:.{digits}g}"
-    return f"{np.nanmean(v):.{digits}g} [{np.nanmin(v):.{digits}g}, {np.nanmax(v):.{digits}g}]"
 
 
 def certificates(groups: dict[str, list[RunData]]) -> str:
@@ -63,11 +53,11 @@ def failures(runs: list[RunData], experiment: str, paper: dict[float, str]) -> s
         rows.append(
             [
                 f"{a:g}",
-                spread([s.row(a)["failure_rate"] for s in sweeps]),
-                spread([h[a]["failure_rate"] for h in at21]),
+                spread([s.row(a)["failure_rate"] for s in sweeps], 3),
+                spread([h[a]["failure_rate"] for h in at21], 3),
                 paper.get(a, "≤ .02" if experiment.startswith("Exp 1") else "≈ 0–.01"),
-                spread([s.row(a)["success_length_mean"] for s in sweeps]),
-                spread([h[a]["success_length_mean"] for h in at21]),
+                spread([s.row(a)["success_length_mean"] for s in sweeps], 3),
+                spread([h[a]["success_length_mean"] for h in at21], 3),
                 PAPER_LENGTH.get(a, "") if experiment.startswith("Exp 1") else "",
             ]
         )

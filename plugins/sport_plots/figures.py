@@ -68,11 +68,13 @@ def _band(ax: Any, x: np.ndarray, curves: list[np.ndarray], color: Any, label: s
         ax.fill_between(x, stack.min(axis=0), stack.max(axis=0), color=color, alpha=0.2, linewidth=0)
 
 
-def _certificates(runs: Sequence[RunData]) -> list[Any]:
+def _epsilons(runs: Sequence[RunData]) -> tuple[list[Any], np.ndarray, list[np.ndarray]]:
+    """(certificates, horizons 1..T_max, each certificate's ε(T) over them) of the runs that have one."""
     certs = [r.certificate for r in runs if r.certificate is not None]
     if not certs:
         raise ArtifactError("none of the runs has a certificate")
-    return certs
+    t_max = min(len(c.data["epsilon"]) for c in certs)
+    return certs, np.arange(1, t_max + 1), [np.asarray(c.data["epsilon"][:t_max], dtype=np.float64) for c in certs]
 
 
 # -- (a) and (b): the certificate -------------------------------------------------------------------------------
@@ -80,20 +82,20 @@ def _certificates(runs: Sequence[RunData]) -> list[Any]:
 
 def max_log_alpha_figure(runs: Sequence[RunData], bounds: Sequence[float] = DEFAULT_BOUNDS) -> Figure:
     """(a) log α_max(T) for each target bound B; a dot at each run's (T*, log α*)."""
-    certs = _certificates(runs)
+    _, T, epsilons = _epsilons(runs)
     fig, ax = _figure()
-    t_max = min(len(c.data["epsilon"]) for c in certs)
-    T = np.arange(1, t_max + 1)
     cmap = matplotlib.colormaps["viridis"]
+    last_peak = 0
     for j, B in enumerate(bounds):
         color = cmap(j / max(1, len(bounds) - 1))
-        curves = [max_log_alpha(np.asarray(c.data["epsilon"][:t_max]), B) for c in certs]
+        curves = [max_log_alpha(eps, B) for eps in epsilons]
         _band(ax, T, curves, color, f"B = {B:g}")
         for curve in curves:
             t_star = int(np.argmax(curve))
+            if B == min(bounds):  # the smallest bound peaks last: the x range shows it 3 times over
+                last_peak = max(last_peak, t_star)
             ax.plot(T[t_star], curve[t_star], "o", color=color, markersize=4)
-    last_peak = max(int(np.argmax(max_log_alpha(np.asarray(c.data["epsilon"][:t_max]), min(bounds)))) for c in certs)
-    ax.set_xlim(1, min(t_max, max(3 * (last_peak + 1), 10)))
+    ax.set_xlim(1, min(len(T), max(3 * (last_peak + 1), 10)))
     ax.set_xlabel("horizon T (steps)")
     ax.set_ylabel(r"max permitted $\log\alpha$")
     ax.set_title(f"(a) largest ratio bound per horizon, {_seeds_note(runs)}", fontsize=9)
@@ -104,18 +106,16 @@ def max_log_alpha_figure(runs: Sequence[RunData], bounds: Sequence[float] = DEFA
 
 def prior_bound_figure(runs: Sequence[RunData], alphas: Sequence[float] = DEFAULT_PRIOR_ALPHAS) -> Figure:
     """(b) the prior bound min(1, α^T ε(T)) against T for several α (log y)."""
-    certs = _certificates(runs)
+    certs, T, epsilons = _epsilons(runs)
     fig, ax = _figure()
-    t_max = min(len(c.data["epsilon"]) for c in certs)
-    T = np.arange(1, t_max + 1)
     cmap = matplotlib.colormaps["plasma"]
     for j, a in enumerate(alphas):
-        curves = [prior_bound(np.asarray(c.data["epsilon"][:t_max]), a) for c in certs]
+        curves = [prior_bound(eps, a) for eps in epsilons]
         _band(ax, T, curves, cmap(0.85 * j / max(1, len(alphas) - 1)), rf"$\alpha$ = {a:g}")
     for c in certs:
         ax.axvline(c.bound_row()["T_star"], color="0.6", linestyle=":", linewidth=1)
     ax.set_yscale("log")
-    ax.set_xlim(1, t_max)
+    ax.set_xlim(1, len(T))
     ax.set_xlabel("horizon T (steps)")
     ax.set_ylabel(r"prior bound $\min(1, \alpha^T \varepsilon_{base}(T))$")
     ax.set_title(f"(b) prior bound per horizon (dotted: T*), {_seeds_note(runs)}", fontsize=9)

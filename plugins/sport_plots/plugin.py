@@ -105,9 +105,8 @@ def sport_stage_completed(run_dir: Path, stage: str, outputs: dict, log: Any, re
     from sport_plots.rundata import load_run
     from sport_plots.tables import certificate_table, sweep_table
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, stages=[stage])
     if "certificate" in outputs:
-        run = _only(run, certificate=Path(outputs["certificate"]))
         for tag, make in (
             ("figures/a_max_log_alpha", figures.max_log_alpha_figure),
             ("figures/b_prior_bound", figures.prior_bound_figure),
@@ -115,24 +114,12 @@ def sport_stage_completed(run_dir: Path, stage: str, outputs: dict, log: Any, re
             _emit(log, tag, make([run]))
         log.text(0, "tables/certificate", certificate_table([run]))
     if "sweep" in outputs:
-        run = _only(run, sweep=Path(outputs["sweep"]))
         _emit(log, "figures/c_failure_vs_alpha", figures.failure_figure([run]))
         _emit(log, "figures/d_success_length", figures.success_length_figure([run]))
         if any(row.get("paths") for row in run.sweeps[0].rows):
             _emit(log, "figures/e_trajectories", figures.trajectories_figure([run]))
             _emit(log, "figures/f_projection_frames", figures.projection_frames_figure(run, registry))
         log.text(0, "tables/sweep", sweep_table(run.sweeps))
-
-
-def _only(run: Any, certificate: Path | None = None, sweep: Path | None = None) -> Any:
-    """The run reduced to the artifact of the stage that just completed."""
-    import attrs
-
-    if certificate is not None:
-        certs = tuple(c for c in run.certificates if c.path == certificate.resolve())
-        return attrs.evolve(run, certificates=certs, sweeps=())
-    sweeps = tuple(s for s in run.sweeps if s.path.resolve() == sweep.resolve())
-    return attrs.evolve(run, sweeps=sweeps)
 
 
 def _emit(log: Any, tag: str, fig: Any) -> None:

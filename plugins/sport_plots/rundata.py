@@ -140,8 +140,9 @@ def _sweep(path: Path, stage: str, own: dict[Path, Certificate]) -> Sweep:
     return Sweep(path, data, sha256_file(path), stage, cert)
 
 
-def load_run(folder: str | Path) -> RunData:
-    """Read a run folder's certificates and sweeps; a folder without them is a one-line error."""
+def load_run(folder: str | Path, stages: Iterable[str] | None = None) -> RunData:
+    """Read a run folder's certificates and sweeps (only those of ``stages`` if given); a folder without
+    them is a one-line error."""
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
@@ -149,8 +150,9 @@ def load_run(folder: str | Path) -> RunData:
     manifest = read_json(manifest_path, what="run manifest")
     certs: dict[Path, Certificate] = {}
     sweep_refs: list[tuple[str, Path]] = []
+    wanted = None if stages is None else set(stages)
     for stage, entry in manifest.get("stages", {}).items():
-        if entry.get("status") != "completed":
+        if entry.get("status") != "completed" or (wanted is not None and stage not in wanted):
             continue
         outputs = entry.get("outputs", {})
         if "certificate" in outputs:

@@ -20,8 +20,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _spread(values: Sequence[float | None], digits: int = 4) -> str:
-    """One value as is; several as ``mean [min, max]``."""
+def spread(values: Sequence[float | None], digits: int = 4) -> str:
+    """One value as is; several as ``mean [min, max]`` (``–`` for a missing value)."""
     vals = np.array([np.nan if v is None else v for v in values], dtype=float)
     if len(vals) == 1:
         return _fmt(float(vals[0]), digits)
@@ -86,13 +86,13 @@ def sweep_table(sweeps: Sequence[Sweep]) -> str:
         rows.append(
             [
                 f"{a:g}",
-                _spread([x["failures"] for x in r], 4),
-                _spread([x["failure_rate"] for x in r]),
-                _spread([x["cp_lower"] for x in r]) + " – " + _spread([x["cp_upper"] for x in r]),
-                _spread([x["prior_bound"] for x in r]),
-                _spread([x["success_length_mean"] for x in r]),
-                _spread([x["success_length_std"] for x in r], 3),
-                _spread([x.get("fallbacks") for x in r], 3),
+                spread([x["failures"] for x in r], 4),
+                spread([x["failure_rate"] for x in r]),
+                spread([x["cp_lower"] for x in r]) + " – " + spread([x["cp_upper"] for x in r]),
+                spread([x["prior_bound"] for x in r]),
+                spread([x["success_length_mean"] for x in r]),
+                spread([x["success_length_std"] for x in r], 3),
+                spread([x.get("fallbacks") for x in r], 3),
             ]
         )
     n = sorted({s.data["episodes"] for s in sweeps})
@@ -124,10 +124,10 @@ def horizon_table(sweeps: Sequence[Sweep], horizon: int) -> str:
     rows = [
         [
             f"{a:g}",
-            _spread([p[a]["failure_rate"] for p in per]),
-            _spread([p[a]["prior_bound"] for p in per]),
-            _spread([p[a]["success_length_mean"] for p in per]),
-            _spread([p[a]["success_length_std"] for p in per], 3),
+            spread([p[a]["failure_rate"] for p in per]),
+            spread([p[a]["prior_bound"] for p in per]),
+            spread([p[a]["success_length_mean"] for p in per]),
+            spread([p[a]["success_length_std"] for p in per], 3),
         ]
         for a in alphas
     ]
