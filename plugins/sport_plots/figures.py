@@ -85,14 +85,14 @@ def max_log_alpha_figure(runs: Sequence[RunData], bounds: Sequence[float] = DEFA
     _, T, epsilons = _epsilons(runs)
     fig, ax = _figure()
     cmap = matplotlib.colormaps["viridis"]
-    last_peak = 0
-    for j, B in enumerate(bounds):
+    last_peak, smallest = 0, min(bounds)
+    for j, bound in enumerate(bounds):
         color = cmap(j / max(1, len(bounds) - 1))
-        curves = [max_log_alpha(eps, B) for eps in epsilons]
-        _band(ax, T, curves, color, f"B = {B:g}")
+        curves = [max_log_alpha(eps, bound) for eps in epsilons]
+        _band(ax, T, curves, color, f"B = {bound:g}")
         for curve in curves:
             t_star = int(np.argmax(curve))
-            if B == min(bounds):  # the smallest bound peaks last: the x range shows it 3 times over
+            if bound == smallest:  # the smallest bound peaks last: the x range shows it 3 times over
                 last_peak = max(last_peak, t_star)
             ax.plot(T[t_star], curve[t_star], "o", color=color, markersize=4)
     ax.set_xlim(1, min(len(T), max(3 * (last_peak + 1), 10)))
