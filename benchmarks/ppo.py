@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from machine import emit
 
+from sport_core.certificates import env_maker_from_certificate, read_certificate
 from sport_core.plugins import load_plugin_manager
 from sport_core.seeding import stage_seeds
-from sport_core.verify import env_maker_from_certificate, read_certificate
 from sport_core.weights import load_card, load_policy
 from sport_ppo.config import ProjectedPPOConfig
 from sport_ppo.loop import Job, run_job

@@ -24,6 +24,11 @@ from sport_core.errors import ArtifactError
 _CHUNK = 1 << 20
 
 
+def relative_path(target: str | os.PathLike, start: str | os.PathLike) -> str:
+    """``target`` relative to the folder ``start`` (POSIX separators), so that results can be moved whole."""
+    return Path(os.path.relpath(Path(target).resolve(), Path(start).resolve())).as_posix()
+
+
 def fsync_dir(directory: Path) -> None:
     """Flush a directory entry (after a rename into it) so the rename survives a power loss."""
     with contextlib.suppress(OSError):  # not every filesystem allows opening a directory

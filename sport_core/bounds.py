@@ -210,24 +210,6 @@ def scenario_certificate(
     t_max = int(failures.shape[-1])
     beta_t = horizon_beta(beta, t_max, bonferroni)
     eps = epsilon_upper(failures, n, beta_t)
-    rows = []
-    bound_list = [float(b) for b in bounds]
-    if bound_list:
-        t_star, alpha_star = optimal_horizon(eps, np.array(bound_list))
-        for b, t, a in zip(bound_list, np.atleast_1d(t_star), np.atleast_1d(alpha_star), strict=True):
-            e = float(eps[t - 1])
-            rows.append(
-                {
-                    "bound": b,
-                    "T_star": int(t),
-                    "alpha_star": float(a),
-                    "log_alpha_star": float(np.log(a)),
-                    "epsilon_at_T_star": e,
-                    "failures_at_T_star": int(failures[t - 1]),
-                    # By construction α*^T*·ε(T*) = B when α* > 1; with α* = 1 the base alone may miss B.
-                    "feasible": bool(np.log(e) + int(t) * np.log(a) <= np.log(b) + 1e-12),
-                }
-            )
     return {
         "beta": float(beta),
         "confidence": 1.0 - float(beta),
@@ -237,5 +219,33 @@ def scenario_certificate(
         "t_max": t_max,
         "failures": [int(x) for x in failures],
         "epsilon": [float(x) for x in eps],
-        "bounds": rows,
+        "bounds": ratio_bounds(eps, bounds, failures),
     }
+
+
+def ratio_bounds(eps: Any, bounds: Iterable[float], failures: Any = None) -> list[dict[str, Any]]:
+    """The certificate's ``bounds`` rows from any failure-probability bound curve ε(1..T_max), whatever the
+    method that gave it: per target B, ``bound``, ``T_star`` and ``alpha_star`` (:func:`optimal_horizon`:
+    α* = max_T (B / ε(T))^(1/T), at least 1), ``log_alpha_star``, ``epsilon_at_T_star``, ``feasible`` (whether
+    α*^T*·ε(T*) ≤ B) and, given the failure counts k(T), ``failures_at_T_star``."""
+    eps = np.asarray(eps, dtype=np.float64)
+    rows: list[dict[str, Any]] = []
+    bound_list = [float(b) for b in bounds]
+    if not bound_list:
+        return rows
+    t_star, alpha_star = optimal_horizon(eps, np.array(bound_list))
+    for b, t, a in zip(bound_list, np.atleast_1d(t_star), np.atleast_1d(alpha_star), strict=True):
+        e = float(eps[t - 1])
+        row: dict[str, Any] = {
+            "bound": b,
+            "T_star": int(t),
+            "alpha_star": float(a),
+            "log_alpha_star": float(np.log(a)),
+            "epsilon_at_T_star": e,
+        }
+        if failures is not None:
+            row["failures_at_T_star"] = int(np.asarray(failures)[t - 1])
+        # By construction α*^T*·ε(T*) = B when α* > 1; with α* = 1 the base alone may miss B.
+        row["feasible"] = bool(np.log(e) + int(t) * np.log(a) <= np.log(b) + 1e-12)
+        rows.append(row)
+    return rows

@@ -16,7 +16,7 @@ from sport_core.errors import SportError
 from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import load_recipe
 from sport_core.runner import Runner
-from sport_core.verify import add_verify_command
+from sport_core.verify_command import add_verify_command
 
 log = logging.getLogger("sport")
 
@@ -54,6 +54,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+    """Loaded plugins with their components, then the disabled and the failed ones; 1 if any failed."""
     pm = load_plugin_manager()
     for name, info in sorted(pm.infos.items(), key=lambda kv: (not kv[1].builtin, kv[0])):
         origin = "built-in" if info.builtin else f"from {info.distribution}"
@@ -61,6 +62,16 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         for component in pm.registry.by_plugin(name):
             desc = f": {component.description}" if component.description else ""
             print(f"    {component.kind:<10} {component.name}{desc}")
+    if pm.disabled:
+        print("\ndisabled plugins:")
+        for name in sorted(pm.disabled):
+            print(f"    {name} (disabled by SPORT_DISABLE_PLUGINS)")
+    if pm.failed:
+        print("\nplugins that failed to load (their components are unavailable):")
+        for name, failed in sorted(pm.failed.items()):
+            origin = "built-in" if failed.builtin else f"from {failed.distribution}"
+            print(f"    {name} {failed.version} ({origin}; {failed.module}): {failed.error}")
+        return 1
     return 0
 
 

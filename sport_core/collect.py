@@ -12,18 +12,33 @@ from 1; a goal and a violation in the same step count as a violation (the safe c
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import pickle
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
+from sport_core.errors import ArtifactError
 from sport_core.seeding import episode_seed, torch_generator
 from sport_core.tracking import OUTCOMES, EpisodeRecord, EpisodeTracker, outcome_of
 
-__all__ = ["OUTCOMES", "EpisodeRecord", "collect", "iter_collect", "outcome_of", "run_episode", "worker_env"]
+log = logging.getLogger("sport")
+
+__all__ = [
+    "OUTCOMES",
+    "EpisodeRecord",
+    "collect",
+    "collect_into_store",
+    "episode_limit",
+    "iter_collect",
+    "outcome_of",
+    "run_episode",
+    "worker_env",
+]
 
 
 def run_episode(actor: Any, env: Any, seed: int, index: int, trajectory: bool = False) -> EpisodeRecord:
@@ -137,3 +152,54 @@ def collect(
             progress(1)
         records.append(record)
     return sorted(records, key=lambda r: r.index)
+
+
+def episode_limit(env_maker: Any) -> int | None:
+    """The env's episode limit if it tells: an attribute of the maker or of its config, else the made env's
+    ``spec.max_episode_steps`` (gymnasium's TimeLimit)."""
+    sources = [env_maker, getattr(env_maker, "config", None)]
+    for source in sources:
+        for name in ("max_episode_steps", "max_steps", "num_steps"):
+            value = getattr(source, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    env = env_maker.make()
+    try:
+        spec = getattr(env, "spec", None)
+        steps = getattr(spec, "max_episode_steps", None)
+        return int(steps) if steps else None
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
+
+
+def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context: str, episodes: int) -> Any:
+    """Collect episodes 0..episodes−1 of ``actor`` on ``env_maker`` through ``ctx.executor`` into the episode
+    store at ``path`` (:mod:`sport_core.episodes`), one record appended as each arrives: when ``ctx.resumed``
+    the store is continued (only missing indices are collected), else it starts over. ``context`` is what the
+    episodes are episodes *of* (e.g. :func:`sport_core.certificates.store_context`); a store written for
+    another context is refused. Shows a progress bar; returns the finished store
+    (:class:`sport_core.episodes.EpisodeFile`), read back strictly."""
+    if not ctx.resumed and path.exists():
+        path.unlink()  # a fresh attempt never mixes with leftovers of an earlier configuration
+    from sport_core.episodes import EpisodeStore, read_episodes
+    from sport_core.progress import progress_bar
+
+    with EpisodeStore.open(path, ctx.seed, context) as store:
+        todo = store.missing(episodes)
+        if len(todo) < episodes:
+            log.info(
+                "stage %s: %d of %d episodes already stored; collecting the rest",
+                ctx.name,
+                episodes - len(todo),
+                episodes,
+            )
+        with progress_bar(episodes, f"{ctx.name}: episodes", episodes - len(todo)) as advance:
+            for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor):
+                store.append(record)
+                advance(1)
+    stored = read_episodes(path, strict=True)
+    if len(stored) != episodes:
+        raise ArtifactError(f"{path} holds {len(stored)} episodes, expected {episodes}; delete it and re-run")
+    return stored

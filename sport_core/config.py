@@ -9,6 +9,7 @@ classes), missing required fields are named, and the class's own validators run 
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from typing import Any, Literal, Union
@@ -110,8 +111,107 @@ def convert(tp: Any, value: Any, path: str) -> Any:
     return value
 
 
+#: attrs' built-in validator messages once the quoted field name is dropped, and their natural rewrites.
+_ATTRS_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (
+        re.compile(r"^must be (?P<op>[<>=!]=?) (?P<bound>.+): (?P<value>.*)$", re.S),
+        r"must be \g<op> \g<bound>, got \g<value>",
+    ),
+    (re.compile(r"^must be in (?P<options>.+) \(got (?P<value>.*)\)$", re.S), r"must be in \g<options>, got \g<value>"),
+    (
+        re.compile(r"^must be (?P<type>.+) \(got (?P<value>.*) that is a (?P<cls>.+)\)\.$", re.S),
+        r"must be \g<type>, got \g<value> (a \g<cls>)",
+    ),
+    (
+        re.compile(r"^must be a subclass of (?P<type>.+) \(got (?P<value>.*)\)\.$", re.S),
+        r"must be a subclass of \g<type>, got \g<value>",
+    ),
+    (
+        re.compile(r"^must match regex (?P<pattern>.+) \((?P<value>.*) doesn't\)$", re.S),
+        r"must match regex \g<pattern>, got \g<value>",
+    ),
+)
+
+
+def _field_message(name: str, message: str) -> str:
+    """``message`` (a validator's error for the field ``name``) without the field's name, worded naturally.
+
+    attrs' built-in validators (``gt``/``ge``/``lt``/``le``, ``in_``, ``instance_of``, ``subclass_of``,
+    ``matches_re``, ``max_len``/``min_len``) start with the quoted name: ``'episodes' must be > 0: -1`` becomes
+    ``must be > 0, got -1``. A custom message starting with the bare name and a space (``beta must lie …``)
+    loses that name. Anything else is returned unchanged.
+    """
+    for prefix in (f"'{name}' ", f"{name} "):
+        if message.startswith(prefix):
+            rest = message[len(prefix) :]
+            if prefix.startswith("'"):
+                for pattern, replacement in _ATTRS_MESSAGES:
+                    if pattern.match(rest):
+                        return pattern.sub(replacement, rest)
+            return rest
+    length = re.match(rf"^Length of '{re.escape(name)}' must be (?P<op>[<>]=) (?P<bound>\S+): (?P<value>.*)$", message)
+    if length:
+        return f"length must be {length['op']} {length['bound']}, got {length['value']}"
+    return message
+
+
+def _field_value(field: attrs.Attribute, kwargs: dict[str, Any]) -> Any:
+    """The value ``field`` would get from ``kwargs`` (or its default), converted; ``attrs.NOTHING`` if unknown.
+
+    Factory defaults are called (unless they take ``self``); a converter that needs the instance or the
+    field makes the value unknown.
+    """
+    if field.init and field.name in kwargs:
+        value = kwargs[field.name]
+    elif isinstance(field.default, attrs.Factory):
+        if field.default.takes_self:
+            return attrs.NOTHING
+        value = field.default.factory()
+    else:
+        value = field.default
+        if value is attrs.NOTHING:
+            return attrs.NOTHING
+    converter = field.converter
+    if converter is None:
+        return value
+    if isinstance(converter, attrs.Converter):
+        if converter.takes_self or converter.takes_field:
+            return attrs.NOTHING
+        converter = converter.converter
+    return converter(value)
+
+
+def _failing_field(cls: type, kwargs: dict[str, Any]) -> tuple[str, str] | None:
+    """(field name, message) of the first field of ``cls``, in field order, whose converter or validator
+    rejects its value in ``kwargs`` (or its default) with ValueError/TypeError; ``None`` if none does.
+
+    Validators are called with the instance ``None``; one that needs the instance (it raises
+    AttributeError, or anything but ValueError/TypeError) is skipped, as is a field whose value is unknown.
+    """
+    for field in attrs.fields(cls):
+        try:
+            value = _field_value(field, kwargs)
+            if value is attrs.NOTHING or field.validator is None:
+                continue
+            field.validator(None, field, value)
+        except (ValueError, TypeError) as exc:
+            return field.name, _field_message(field.name, str(exc.args[0]) if exc.args else str(exc))
+        except Exception:  # a validator that needs the instance (or a crashing converter): not this field
+            continue
+    return None
+
+
 def structure(cls: type, data: Any, path: str = "") -> Any:
-    """Build the attrs instance ``cls`` from the table ``data``; errors name ``path`` + the key."""
+    """Build the attrs instance ``cls`` from the table ``data``; errors name ``path`` + the key.
+
+    Raises RecipeError for: ``data`` not a table; an unknown key (``path.key: unknown key; did you mean …``);
+    a value not matching the field's annotation (``path.key: expected …``); missing required keys
+    (``path: missing required key…``). When building the instance raises ValueError/TypeError, the fields'
+    converters and validators are re-run one by one in field order on the given values (or defaults): the
+    first that fails gives ``path.field: message``, the message without the field's name (``'episodes' must be
+    > 0: -1`` → ``must be > 0, got -1``; ``beta must lie …`` → ``must lie …``). If no single field fails (a
+    cross-field check in ``__attrs_post_init__``), the error stays on the table: ``path: message``.
+    """
     if not isinstance(data, dict):
         raise _fail(path, f"expected a table ({cls.__name__}), got {_describe(data)}")
     fields = {f.name: f for f in attrs.fields(cls) if f.init}
@@ -131,7 +231,11 @@ def structure(cls: type, data: Any, path: str = "") -> Any:
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as exc:
-        raise _fail(path, str(exc)) from exc
+        failing = _failing_field(cls, kwargs)
+        if failing is None:
+            raise _fail(path, str(exc)) from exc
+        name, message = failing
+        raise _fail(f"{path}.{name}" if path else name, message) from exc
 
 
 COMPONENT_KEY = "sport_component"

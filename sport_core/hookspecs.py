@@ -16,7 +16,10 @@ Two kinds of hooks, as in pytest and datasette:
   every logger object the runner registered for the run). Their return values are ignored. Trainers never
   call loggers directly: they emit events through their stage context, and any number of loggers observe.
 
-Arguments are passed by keyword; an implementation may accept any subset of a hook's arguments.
+Arguments are passed by keyword; an implementation may accept any subset of a hook's arguments. A function
+or method named ``sport_*`` that is not marked ``@hookimpl``, or whose name matches no hook below, is an error
+naming the plugin (it would otherwise never be called). ``docs/plugin-api.md`` is the reference for plugin
+authors and ``docs/writing-plugins.md`` the tutorial.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ hookspec = pluggy.HookspecMarker("sport")
 
 @hookspec
 def sport_register_envs() -> list:
-    """Environments. ``factory(config)`` returns an *env maker*: an object with ``make(seed=None) ->
-    gymnasium.Env`` (see :class:`sport_core.protocols.EnvMaker`). Every step's ``info`` must carry
+    """Environments. ``factory(config)`` returns an *env maker*: a picklable object with ``make() ->
+    gymnasium.Env`` (seeded at ``reset(seed=…)``), ``env_id``, ``scenario`` and ``fixed_layout`` (see
+    :class:`sport_core.protocols.EnvMaker`). Every step's ``info`` must carry
     ``goal_met`` (bool), ``constraint_violated`` (bool), ``cost`` (float) and ``agent_pos`` (x, y)."""
 
 
@@ -56,8 +60,12 @@ def sport_register_projections() -> list:
 
 @hookspec
 def sport_register_certifiers() -> list:
-    """Certifiers (a recipe stage kind). ``factory(config)`` returns a :class:`sport_core.protocols.Stage`
-    whose ``run(ctx)`` collects base-policy episodes and writes a ``certificate.json``."""
+    """Certifiers (a recipe stage kind). ``factory(config)`` returns a :class:`sport_core.protocols.Certifier`
+    whose ``run(ctx)`` collects base-policy episodes (:func:`sport_core.collect.collect_into_store`) and writes
+    a ``certificate.json`` (:func:`sport_core.certificates.new_certificate` and ``write_certificate``; schema
+    ``sport_core/schemas/certificate-v2.schema.json``), returning ``{"certificate": …, "episodes": …}``. Register
+    the verifier of its ``method`` with :func:`sport_register_verifiers`. Stage components declare
+    ``needs_env``, ``inputs`` and ``outputs`` (:mod:`sport_core.stages`)."""
 
 
 @hookspec
@@ -79,20 +87,33 @@ def sport_register_trainers() -> list:
 @hookspec
 def sport_register_evaluators() -> list:
     """Evaluators (a recipe stage kind): stages that roll out existing policies (e.g. projected policies for
-    an α sweep) and write results; ``factory(config)`` returns a :class:`sport_core.protocols.Stage`."""
+    an α sweep) and write results; ``factory(config)`` returns a :class:`sport_core.protocols.Evaluator`
+    (declaring ``needs_env``, ``inputs`` and ``outputs``, :mod:`sport_core.stages`)."""
 
 
 @hookspec
 def sport_register_loggers() -> list:
-    """Loggers. ``factory(config)`` returns an object that implements event hooks (``sport_log_scalars``,
-    ...); the runner registers it with the plugin manager for the duration of a run and unregisters it
-    afterwards, calling its ``close()`` if it has one."""
+    """Loggers. ``factory(config)`` returns a :class:`sport_core.protocols.Logger`: an object whose methods
+    marked ``@sport_core.hookimpl`` implement event hooks (``sport_log_scalars``, ...). The runner checks it
+    (a misspelt or unmarked hook is an error naming ``loggers[i]``), registers it with the plugin manager for
+    the duration of a run and unregisters it afterwards, calling its ``close()`` if it has one."""
 
 
 @hookspec
 def sport_register_executors() -> list:
     """Executors. ``factory(config)`` returns a :class:`sport_core.protocols.Executor`: ``map(fn, tasks)``
     yielding results as they finish, and ``close()``."""
+
+
+@hookspec
+def sport_register_verifiers() -> list:
+    """Verifiers of certificates, one component per certification ``method`` (the component's name is the
+    ``method`` its certificates carry). ``factory(config)`` returns a :class:`sport_core.protocols.Verifier`:
+    ``verify(path, cert, *, store, policy, replay, registry) -> VerificationSummary`` re-derives everything the
+    certificate claims and raises :class:`sport_core.verification.VerificationError` naming the first
+    difference. ``sport verify`` dispatches to it; :mod:`sport_core.verification` holds the building blocks
+    (hashes, episode store, env description, replay). A certifier plugin registers the verifier of its own
+    method(s): the built-in ``scenario`` plugin registers ``scenario`` and ``scenario-uniform``."""
 
 
 @hookspec

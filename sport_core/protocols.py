@@ -14,7 +14,7 @@ import numpy as np
 class EnvMaker(Protocol):
     """Builds environments; must be picklable (it is shipped to worker processes).
 
-    ``make(seed)`` returns a ``gymnasium.Env`` whose every ``info`` (reset and step) carries ``goal_met``,
+    ``make()`` returns a ``gymnasium.Env`` whose every ``info`` (reset and step) carries ``goal_met``,
     ``constraint_violated``, ``cost`` and ``agent_pos``. ``env_id`` names the task and ``scenario`` states
     in words the distribution of initial conditions (written into certificates); ``fixed_layout`` is True
     when every reset gives the same layout and initial pose.
@@ -110,12 +110,63 @@ class Projection(Protocol):
 class Stage(Protocol):
     """A recipe stage (trainer, certifier, evaluator): ``run(ctx)`` returns its outputs.
 
-    Outputs map artifact names to paths (inside ``ctx.stage_dir``). A stage must write its files atomically
-    and may checkpoint into ``ctx.checkpoint_dir``: after an interruption it is called again with
-    ``ctx.resumed`` True and the same directories, and must continue rather than start over.
+    ``ctx`` is a :class:`sport_core.context.StageContext`. Outputs map artifact names to paths (inside
+    ``ctx.stage_dir``); use the names of :data:`sport_core.stages.STANDARD_ARTIFACTS` for the things they name.
+    A stage must write its files atomically (:mod:`sport_core.artifacts`) and may checkpoint into
+    ``ctx.checkpoint_dir``: after an interruption it is called again with ``ctx.resumed`` True and the same
+    directories, and must continue rather than start over.
+
+    The factory (usually the class) declares what the stage needs, so that ``sport check`` validates a recipe
+    before anything runs (:mod:`sport_core.stages`): ``needs_env: bool``, ``inputs: dict[str, StageInput]``
+    and ``outputs: tuple[str, ...]``.
     """
 
     def run(self, ctx: Any) -> dict[str, Path]: ...
+
+
+@runtime_checkable
+class Certifier(Stage, Protocol):
+    """A certifier stage: reads a base policy (input ``policy``), makes ``certificate`` (a ``certificate.json``
+    that :func:`sport_core.certificates.write_certificate` accepts: schema
+    ``sport_core/schemas/certificate-v2.schema.json``) and usually ``episodes``. Its ``method`` must have a
+    :class:`Verifier` registered under the same name (``sport_register_verifiers``), or ``sport verify``
+    cannot check its certificates."""
+
+
+@runtime_checkable
+class Evaluator(Stage, Protocol):
+    """An evaluator stage: rolls out existing policies and writes results. One that compares policies with a
+    certificate reads it with :func:`sport_core.evaluation.stage_certificate` (any method's certificate, checked
+    against the schema), reports ``certificate["guarantee"]`` with its numbers
+    (:func:`sport_core.certificates.guarantee_label`) and, for a bound that holds only for policies within α of
+    the certified base, checks the base with :func:`sport_core.evaluation.certified_base_input`."""
+
+
+@runtime_checkable
+class Verifier(Protocol):
+    """Re-checks certificates of one method (registered under the method's name).
+
+    ``verify(path, cert, *, store, policy, replay, registry)`` gets the certificate's path and its content
+    (already checked against the schema), optional overrides of the episode store's and the base policy's
+    paths, how many episodes to re-simulate, and the registry; it returns a
+    :class:`sport_core.verification.VerificationSummary` or raises
+    :class:`sport_core.verification.VerificationError` naming the first difference (a missing or corrupt file:
+    :class:`sport_core.errors.ArtifactError`).
+    """
+
+    def verify(
+        self, path: Path, cert: dict, *, store: Any = None, policy: Any = None, replay: int = 0, registry: Any = None
+    ) -> Any: ...
+
+
+@runtime_checkable
+class Logger(Protocol):
+    """A logger object implements event hooks as methods marked ``@sport_core.hookimpl`` (``sport_log_scalars``,
+    ``sport_log_histogram``, ``sport_log_figure``, ``sport_log_text``, ``sport_run_started``, …; see
+    :mod:`sport_core.hookspecs`), taking any subset of each hook's arguments by name. The runner checks it when a
+    run starts (:func:`sport_core.plugins.check_hook_object`): an unmarked ``sport_*`` method, a misspelt hook
+    name, an argument the hook does not pass, or no event hook at all is an error naming ``loggers[i]``. An
+    optional ``close()`` is called when the run ends."""
 
 
 @runtime_checkable

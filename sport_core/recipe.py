@@ -25,6 +25,7 @@ import tomli_w
 from sport_core.config import COMPONENT_KEY, structure, unstructure
 from sport_core.errors import RecipeError, RegistryError
 from sport_core.registry import STAGE_KINDS, Registry
+from sport_core.stages import StageContract, stage_contract
 
 
 @attrs.frozen
@@ -232,18 +233,66 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
                     f"stages[{i}].inputs.{role}: {ref!r} is not an earlier stage (earlier stages: {earlier}); "
                     f'a file from elsewhere is written "{FILE_PREFIX}PATH"'
                 )
-        if stage.env is None and env is None and _needs_env(stage, registry):
+        contract = stage_contract(registry.get(stage.kind, stage.component.name))
+        if stage.env is None and env is None and contract.needs_env:
             raise RecipeError(
                 f"stages[{i}]: {stage.kind} {stage.component.name!r} needs an env; add [env] or [stages.env]"
             )
+        _check_inputs(f"stages[{i}]", stage, contract, {s.name: s for s in stages}, registry)
         seen[stage.name] = i
         stages.append(stage)
     return Recipe(run, env, executor, loggers, tuple(stages), source)
 
 
-def _needs_env(stage: StageSpec, registry: Registry) -> bool:
-    component = registry.get(stage.kind, stage.component.name)
-    return bool(getattr(component.factory, "needs_env", False))
+def _label(stage: StageSpec) -> str:
+    return f"{stage.kind} {stage.component.name!r}"
+
+
+def _check_inputs(
+    path: str, stage: StageSpec, contract: StageContract, earlier: dict[str, StageSpec], registry: Registry
+) -> None:
+    """The stage graph: every input role the stage declares as required is given, no undeclared role is, and
+    every earlier stage an input names declares the artifact the input reads (see :mod:`sport_core.stages`)."""
+    declared = contract.inputs
+    if declared is not None:
+        for role in stage.inputs:
+            if role not in declared:
+                hint = difflib.get_close_matches(role, list(declared), n=1)
+                suggestion = f"; did you mean {hint[0]}?" if hint else ""
+                roles = ", ".join(declared) or "none"
+                raise RecipeError(
+                    f"{path}.inputs.{role}: {_label(stage)} takes no such input{suggestion} (inputs: {roles})"
+                )
+        for role, spec in declared.items():
+            if spec.required and role not in stage.inputs:
+                what = f" ({spec.description})" if spec.description else ""
+                makes = f"a stage that makes {' or '.join(spec.artifacts)}" if spec.artifacts else "a stage"
+                raise RecipeError(
+                    f"{path}.inputs.{role}: missing; {_label(stage)} needs input {role!r}{what}: "
+                    f'inputs.{role} = "<stage>" ({makes}) or "{FILE_PREFIX}PATH"'
+                )
+    for role in stage.inputs:
+        if stage.input_file(role) is not None:
+            continue
+        name, pinned = stage.input_stage(role)
+        producer = earlier[name]
+        outputs = stage_contract(registry.get(producer.kind, producer.component.name)).outputs
+        if outputs is None:
+            continue  # the producer does not say what it makes: checked when the stage runs
+        made = ", ".join(outputs) or "nothing"
+        if pinned is not None:
+            if pinned not in outputs:
+                raise RecipeError(
+                    f"{path}.inputs.{role}: stage {name!r} ({_label(producer)}) makes no artifact {pinned!r} "
+                    f"(it makes: {made})"
+                )
+            continue
+        spec = declared.get(role) if declared is not None else None
+        if spec is not None and spec.artifacts and not set(spec.artifacts) & set(outputs):
+            raise RecipeError(
+                f"{path}.inputs.{role}: stage {name!r} ({_label(producer)}) makes no {' or '.join(spec.artifacts)} "
+                f"(it makes: {made}), which {_label(stage)} reads from input {role!r}"
+            )
 
 
 def parse_value(text: str) -> Any:

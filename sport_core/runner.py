@@ -15,9 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import platform
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,128 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import attrs
-
-from sport_core import __version__
 from sport_core.artifacts import atomic_write_json, atomic_write_text, read_json, sha256_tree
 from sport_core.config import unstructure
-from sport_core.errors import ArtifactError, SportError
+from sport_core.context import Events, MissingEnv, StageContext
+from sport_core.errors import ArtifactError, RecipeError, SportError
 from sport_core.plugins import SportPluginManager
+from sport_core.provenance import git_revision, now_utc, package_versions
 from sport_core.recipe import Recipe, StageSpec, read_toml, validate
 
 log = logging.getLogger("sport")
 MANIFEST = "manifest.json"
 RESOLVED = "recipe.resolved.toml"
 MANIFEST_FORMAT = "sport-run-v1"
-
-
-class Events:
-    """What a stage uses to emit log events; every registered logger receives them."""
-
-    def __init__(self, pm: SportPluginManager, run_dir: Path, stage: str) -> None:
-        self._hook = pm.hook
-        self._run_dir = run_dir
-        self._stage = stage
-
-    def scalars(self, step: int, scalars: dict[str, float]) -> None:
-        self._hook.sport_log_scalars(run_dir=self._run_dir, stage=self._stage, step=int(step), scalars=scalars)
-
-    def histogram(self, step: int, tag: str, values: Any) -> None:
-        self._hook.sport_log_histogram(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, values=values)
-
-    def figure(self, step: int, tag: str, figure: Any) -> None:
-        self._hook.sport_log_figure(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, figure=figure)
-
-    def text(self, step: int, tag: str, text: str) -> None:
-        self._hook.sport_log_text(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, text=text)
-
-
-@attrs.define
-class StageContext:
-    """Everything a stage gets from the runner.
-
-    ``inputs`` maps each input role to the outputs (artifact name -> path) of the stage it names; ``env`` is
-    an env maker (or None); ``executor`` runs parallel work; ``log`` emits events to loggers;
-    ``checkpoint_dir`` survives interruptions; ``resumed`` is True when an earlier attempt was interrupted.
-    """
-
-    run_dir: Path
-    stage: StageSpec
-    stage_dir: Path
-    checkpoint_dir: Path
-    seed: int
-    env: Any
-    env_ref: Any
-    executor: Any
-    registry: Any
-    pm: SportPluginManager
-    log: Events
-    inputs: dict[str, dict[str, Path]]
-    input_refs: dict[str, str]
-    resumed: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.stage.name
-
-    def input(self, role: str, artifact: str | None = None) -> Path:
-        """Path of an input artifact; a missing one is an error naming the stage that should have made it."""
-        if role not in self.inputs:
-            roles = ", ".join(self.inputs) or "none"
-            raise ArtifactError(
-                f'stage {self.name!r} needs input {role!r}; add inputs.{role} = "<stage>" to it (given: {roles})'
-            )
-        external = self.stage.input_file(role)
-        if external is not None:  # a file brought from elsewhere is the input whatever artifact is asked for
-            if not external.exists():
-                raise ArtifactError(f"stage {self.name!r}: input {role!r} names {external}, which does not exist")
-            return external
-        outputs = self.inputs[role]
-        made_by = self.input_refs[role]
-        artifact = artifact or self.stage.input_stage(role)[1]
-        if artifact is None:
-            if len(outputs) != 1:
-                raise ArtifactError(
-                    f"stage {self.name!r}: input {role!r} from stage {made_by!r} has several artifacts "
-                    f'({", ".join(outputs)}); write inputs.{role} = "{made_by}:<artifact>"'
-                )
-            artifact = next(iter(outputs))
-        if artifact not in outputs:
-            raise ArtifactError(
-                f"stage {self.name!r}: stage {made_by!r} made no artifact {artifact!r} "
-                f"(it made: {', '.join(outputs) or 'nothing'})"
-            )
-        path = outputs[artifact]
-        if not path.exists():
-            raise ArtifactError(f"artifact {artifact!r} ({path}) of stage {made_by!r} is missing; re-run that stage")
-        return path
-
-
-def _versions(pm: SportPluginManager) -> dict[str, Any]:
-    import numpy
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "sport": __version__,
-        "numpy": numpy.__version__,
-        "torch": torch.__version__,
-        "plugins": {name: info.version for name, info in sorted(pm.infos.items())},
-    }
-
-
-def _git_revision() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -212,10 +100,10 @@ class Runner:
         return {
             "format": MANIFEST_FORMAT,
             "name": self.recipe.run.name,
-            "created": _now(),
+            "created": now_utc(),
             "recipe": self.recipe.source,
-            "versions": _versions(self.pm),
-            "git_revision": _git_revision(),
+            "versions": package_versions(self.pm),
+            "git_revision": git_revision(),
             "status": "created",
             "stages": {s.name: {"status": "pending", "attempts": 0} for s in self.recipe.stages},
         }
@@ -269,13 +157,42 @@ class Runner:
 
     # -- running ------------------------------------------------------------------------------------
 
+    def needed(self, only: list[str] | None = None) -> list[str]:
+        """The stages to run for ``only`` (default: all), in recipe order: the named stages and every stage
+        they take inputs from, recursively. An unknown name is a :class:`RecipeError` listing the stages."""
+        names = [s.name for s in self.recipe.stages]
+        if not only:
+            return names
+        todo, wanted = list(only), set()
+        while todo:
+            name = todo.pop()
+            if name in wanted:
+                continue
+            if name not in names:
+                raise RecipeError(f"--stage {name}: the recipe has no such stage (stages: {', '.join(names)})")
+            wanted.add(name)
+            stage = self.recipe.stage(name)
+            todo += [stage.input_stage(r)[0] for r in stage.inputs if stage.input_file(r) is None]
+        return [n for n in names if n in wanted]
+
     def run(self, only: list[str] | None = None) -> str:
-        """Run every stage (or the named ones and what they need); returns the run status."""
+        """Run every stage, or the named ones and every stage they need (stages already up to date are
+        skipped, see the module docstring); returns the run status."""
+        selected = self.needed(only)
+        if only and len(selected) > len(set(only)):
+            extra = [n for n in selected if n not in only]
+            log.info("running %s, which %s need%s", ", ".join(extra), ", ".join(only), "s" if len(only) == 1 else "")
         manifest = self.read_manifest()
+        loggers = []
+        try:  # every logger is checked (a misspelt or unmarked event hook is an error) before anything runs
+            for i, ref in enumerate(self.recipe.loggers):
+                name, logger = f"logger-{i}-{ref.name}", ref.build(self.pm.registry)
+                self.pm.register_logger(logger, name=name, label=f"loggers[{i}] ({ref.name})")
+                loggers.append((name, logger))
+        except BaseException:
+            self._unregister(loggers)
+            raise
         executor = self.recipe.executor.build(self.pm.registry)
-        loggers = [(f"logger-{i}-{ref.name}", ref.build(self.pm.registry)) for i, ref in enumerate(self.recipe.loggers)]
-        for name, logger in loggers:
-            self.pm.register(logger, name=name)
         status = "failed"
         try:
             with _sigterm_as_interrupt():
@@ -283,25 +200,27 @@ class Runner:
                 manifest["status"] = "running"
                 self._write_manifest(manifest)
                 for stage in self.recipe.stages:
-                    if only and stage.name not in only:
-                        continue
-                    self._run_stage(stage, manifest, executor)
+                    if stage.name in selected:
+                        self._run_stage(stage, manifest, executor)
                 status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             manifest["status"] = status
-            manifest["finished"] = _now()
+            manifest["finished"] = now_utc()
             self._write_manifest(manifest)
             self.pm.hook.sport_run_finished(run_dir=self.run_dir, status=status)
-            for name, logger in loggers:
-                self.pm.unregister(logger, name=name)
-                close = getattr(logger, "close", None)
-                if close is not None:
-                    close()
+            self._unregister(loggers)
             executor.close()
         return status
+
+    def _unregister(self, loggers: list[tuple[str, Any]]) -> None:
+        for name, logger in loggers:
+            self.pm.unregister(logger, name=name)
+            close = getattr(logger, "close", None)
+            if close is not None:
+                close()
 
     def _run_stage(self, stage: StageSpec, manifest: dict[str, Any], executor: Any) -> None:
         entry = manifest["stages"].setdefault(stage.name, {"status": "pending", "attempts": 0})
@@ -325,7 +244,7 @@ class Runner:
                 stage.name,
                 stale,
             )
-        entry.update(status="running", input_hash=digest, started=_now(), attempts=entry.get("attempts", 0) + 1)
+        entry.update(status="running", input_hash=digest, started=now_utc(), attempts=entry.get("attempts", 0) + 1)
         entry.pop("outputs", None)
         self._write_manifest(manifest)
         checkpoint_dir = stage_dir / "checkpoints"
@@ -348,7 +267,9 @@ class Runner:
             stage_dir=stage_dir,
             checkpoint_dir=checkpoint_dir,
             seed=self.recipe.run.seed,
-            env=env_ref.build(self.pm.registry) if env_ref is not None else None,
+            env=env_ref.build(self.pm.registry)
+            if env_ref is not None
+            else MissingEnv(stage.name, f"{stage.kind} {stage.component.name!r}"),
             env_ref=env_ref,
             executor=executor,
             registry=self.pm.registry,
@@ -380,7 +301,9 @@ class Runner:
             if not path.exists():
                 raise SportError(f"stage {stage.name!r} reported artifact {artifact!r} at {path}, which does not exist")
             recorded[artifact] = {"path": str(path.relative_to(self.run_dir)), "sha256": sha256_tree(path)}
-        entry.update(status="completed", outputs=recorded, finished=_now(), seconds=round(time.perf_counter() - t0, 3))
+        entry.update(
+            status="completed", outputs=recorded, finished=now_utc(), seconds=round(time.perf_counter() - t0, 3)
+        )
         entry.pop("error", None)
         self._write_manifest(manifest)
         made = self.outputs_of(stage.name, manifest)

@@ -39,7 +39,8 @@ class ModelCard:
     format: str = CARD_FORMAT
 
 
-def _paths(path: str | Path) -> tuple[Path, Path]:
+def policy_files(path: str | Path) -> tuple[Path, Path]:
+    """(weights, model card) of a saved policy named by either file, or by their common stem."""
     p = Path(path)
     stem = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
     return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
@@ -50,7 +51,7 @@ def save_policy(path: str | Path, module: torch.nn.Module, card: ModelCard) -> P
 
     The card gets the weights' SHA-256. Tensors are made contiguous CPU copies (safetensors requires it).
     """
-    weights_path, card_path = _paths(path)
+    weights_path, card_path = policy_files(path)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
     blob = st_save(state, metadata={"format": CARD_FORMAT})
     atomic_write_bytes(weights_path, blob)
@@ -60,7 +61,7 @@ def save_policy(path: str | Path, module: torch.nn.Module, card: ModelCard) -> P
 
 def load_card(path: str | Path, made_by: str | None = None) -> ModelCard:
     """Read and validate a model card (``path`` may name the card or the weights)."""
-    _, card_path = _paths(path)
+    _, card_path = policy_files(path)
     data = read_json(card_path, what="model card", made_by=made_by)
     if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
         raise ArtifactError(f"model card {card_path} is not a {CARD_FORMAT} card (foreign or corrupt file)")
@@ -72,7 +73,7 @@ def load_card(path: str | Path, made_by: str | None = None) -> ModelCard:
 
 def load_state(path: str | Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
     """Load a safetensors state dict, refusing a missing, altered or non-safetensors file."""
-    weights_path, _ = _paths(path)
+    weights_path, _ = policy_files(path)
     if not weights_path.is_file():
         raise ArtifactError(f"weights {weights_path} do not exist")
     blob = weights_path.read_bytes()
@@ -94,6 +95,6 @@ def load_policy(path: str | Path, registry: Any, made_by: str | None = None) -> 
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:
-        raise ArtifactError(f"weights {_paths(path)[0]} do not fit the architecture in the card: {exc}") from exc
+        raise ArtifactError(f"weights {policy_files(path)[0]} do not fit the architecture in the card: {exc}") from exc
     module.eval()
     return module

@@ -149,3 +149,25 @@ def test_a_plugin_command_clashing_with_another_is_a_one_line_error(monkeypatch,
     monkeypatch.setattr(cli, "load_plugin_manager", lambda: load_plugin_manager(extra=[("clash", ClashingPlugin())]))
     assert cli.main(["--help"]) == 2
     assert "plugin 'clash' adds a command that exists already" in capsys.readouterr().err
+
+
+def test_plugins_reports_a_plugin_that_fails_to_load_and_exits_with_1(tmp_path):
+    """A broken plugin (here a module under development, named in SPORT_PLUGINS) breaks no command."""
+    (tmp_path / "half_written_plugin.py").write_text("from sport_core import no_such_name\n")
+    env = {**os.environ, "SPORT_NO_PROGRESS": "1", "SPORT_PLUGINS": "half_written_plugin", "PYTHONPATH": str(tmp_path)}
+
+    def sport_with_broken_plugin(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "sport_core.cli", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+    res = sport_with_broken_plugin("plugins")
+    assert res.returncode == 1
+    assert "env        pointmass" in res.stdout  # everything else is listed as usual
+    assert (
+        "    half_written_plugin ? (from (SPORT_PLUGINS); half_written_plugin): "
+        "ImportError: cannot import name 'no_such_name' from 'sport_core'"
+    ) in res.stdout
+    assert "plugin 'half_written_plugin' (half_written_plugin, from SPORT_PLUGINS) failed to load" in res.stderr
+    res = sport_with_broken_plugin("check", "recipes/quick/smoke.toml")
+    assert res.returncode == 0 and "valid recipe 'smoke'" in res.stdout
+    assert "half_written_plugin" in res.stderr  # the warning

@@ -272,7 +272,7 @@ def test_a_bad_projection_is_caught_when_the_recipe_is_checked(spm, config, mess
     ("alphas", "message"), [([], "at least one"), ([0.5, 2.0], "finite and >= 1"), ([2.0, 2], "twice")]
 )
 def test_bad_alphas_are_recipe_errors(spm, alphas, message):
-    with pytest.raises(RecipeError, match=rf"stages\[3\]\.config: alphas .*{message}"):
+    with pytest.raises(RecipeError, match=rf"stages\[3\]\.config\.alphas: .*{message}"):
         validate(recipe(alphas=alphas), spm.registry)
 
 

@@ -176,9 +176,9 @@ def test_alpha_certificate_is_the_certified_alpha_star_and_bad_alphas_name_the_k
     cert = json.loads((run_dir / "certify" / "certificate.json").read_text())
     star = next(b["alpha_star"] for b in cert["bounds"] if b["bound"] == 1.0)
     assert sorted(read_policy_set(run_dir / "finetune" / "policies")) == [star]
-    with pytest.raises(RecipeError, match=r"stages\[2\]\.config: alphas"):
+    with pytest.raises(RecipeError, match=r"stages\[2\]\.config\.alphas: must be ratio bounds"):
         validate(recipe(alphas=[0.5]), hpm.registry)
-    with pytest.raises(RecipeError, match=r'stages\[2\]\.config: an alpha is a number >= 1 or "certificate"'):
+    with pytest.raises(RecipeError, match=r'stages\[2\]\.config\.alphas: an alpha is a number >= 1 or "certificate"'):
         validate(recipe(alphas=["alpha-star"]), hpm.registry)
 
 

@@ -16,7 +16,7 @@ from sport_core.artifacts import sha256_file
 from sport_core.cli import main
 from sport_core.episodes import HEADER_SIZE, RECORD_DTYPE, RECORD_SIZE, read_episodes
 from sport_core.errors import ArtifactError
-from sport_core.verify import VerificationError, verify_certificate
+from sport_core.verification import VerificationError, verify_certificate
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_an_untouched_certificate_verifies(certificate, capsys):
 
 def test_replaying_episodes_from_the_weights_reproduces_the_store(certificate, registry):
     summary = verify_certificate(certificate, replay=7, registry=registry)
-    assert summary["replayed"] == 7
+    assert summary.replayed == 7
 
 
 @pytest.mark.parametrize(
@@ -181,10 +181,10 @@ def test_moved_files_verify_with_explicit_paths(certificate, tmp_path, capsys):
     [
         (lambda c: c.unlink(), "does not exist"),
         (lambda c: c.write_text("{ not json"), "not valid JSON"),
-        (lambda c: c.write_text(json.dumps({"format": "sport-policy-v1"})), "not a sport-certificate-v1"),
+        (lambda c: c.write_text(json.dumps({"format": "sport-policy-v1"})), "is not a sport certificate"),
         (lambda c: edit_json(c, lambda d: d.pop("epsilon")), "lacks epsilon"),
         (lambda c: (c.parent / "episodes.bin").unlink(), "episode store"),
-        (lambda c: edit_json(c, lambda d: d["bounds"][0].pop("bound")), "field bounds is malformed"),
+        (lambda c: edit_json(c, lambda d: d["bounds"][0].pop("bound")), "lacks bounds[0].bound"),
         (lambda c: edit_json(c, lambda d: d.update(t_max=10**12)), "field t_max is malformed"),
         (lambda c: edit_json(c, lambda d: d.update(beta="1e-7")), "field beta is malformed"),
     ],

@@ -39,8 +39,7 @@ from sport_core.bounds import max_log_alpha, prior_bound
 from sport_core.config import structure
 from sport_core.errors import ArtifactError
 from sport_core.policyset import read_policy_set
-from sport_core.verify import policy_files
-from sport_core.weights import load_policy
+from sport_core.weights import load_policy, policy_files
 from sport_plots.rundata import EXP1, EXP2, RunData, Sweep
 
 COLORS = {EXP1: "tab:orange", EXP2: "tab:green"}

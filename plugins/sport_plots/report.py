@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sport_core.artifacts import atomic_write_bytes, atomic_write_text
+from sport_core.artifacts import atomic_write_bytes, atomic_write_text, relative_path
 from sport_core.errors import ArtifactError
-from sport_core.verify import now_utc, relative_path
+from sport_core.provenance import now_utc
 from sport_plots import figures
 from sport_plots.rundata import RunData
 from sport_plots.tables import bounds_table, certificate_table, horizon_table, sweep_table

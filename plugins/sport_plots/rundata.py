@@ -16,9 +16,9 @@ from typing import Any
 import attrs
 
 from sport_core.artifacts import read_json, sha256_file
+from sport_core.certificates import read_certificate
 from sport_core.errors import ArtifactError
 from sport_core.paths import PathFile, read_paths
-from sport_core.verify import read_certificate
 
 #: The two kinds of α sweep of the paper: one task policy projected at every α (Experiment 1), or one
 #: fine-tuned policy per α (Experiment 2; the sweep's task is a policy set).

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from sport_core.episodes import read_episodes
-from sport_core.verify import evaluate_policy_records
+from sport_core.evaluation import evaluate_policy_records
 from sport_plots.rundata import RunData, Sweep
 
 
@@ -75,6 +75,13 @@ def bounds_table(runs: Sequence[RunData]) -> str:
     return table(["B", *[f"(T*, log α*) {r.name}" for r, _ in certs]], rows)
 
 
+def _prior_bound_header(sweeps: Sequence[Sweep]) -> str:
+    """ "prior bound", naming the certificates' guarantee kind unless every one is frequentist (a Bayesian
+    credible bound is never shown as if it were a confidence bound)."""
+    kinds = sorted({s.certificate.data.get("guarantee", {}).get("kind", "unspecified") for s in sweeps})
+    return "prior bound" if kinds == ["frequentist"] else f"prior bound ({' / '.join(kinds)})"
+
+
 def sweep_table(sweeps: Sequence[Sweep]) -> str:
     """Per α: failures, empirical rate with its CP interval, prior bound, success length, fallbacks.
 
@@ -102,7 +109,7 @@ def sweep_table(sweeps: Sequence[Sweep]) -> str:
         f"failures of {'/'.join(map(str, n))}",
         f"failure rate by T = {'/'.join(map(str, T))}",
         "CP interval",
-        "prior bound",
+        _prior_bound_header(sweeps),
         "success length mean",
         "std",
         "fallbacks",

@@ -104,9 +104,9 @@ def _check_alphas(instance: Any, attribute: attrs.Attribute, value: tuple) -> No
             if a != "certificate":
                 raise ValueError(f'an alpha is a number >= 1 or "certificate", got {a!r}')
         elif not (math.isfinite(a) and a >= 1.0):
-            raise ValueError(f"alphas are ratio bounds, finite and >= 1; got {a}")
+            raise ValueError(f"alphas must be ratio bounds, finite and >= 1; got {a}")
     if len(set(value)) != len(value):
-        raise ValueError(f"alphas lists a value twice: {list(value)}")
+        raise ValueError(f"alphas must not list a value twice: {list(value)}")
 
 
 @attrs.frozen

@@ -23,7 +23,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import torch
@@ -33,11 +33,12 @@ from sport_core.bounds import prior_bound
 from sport_core.config import configured_component, structure, unstructure
 from sport_core.devices import resolve_device
 from sport_core.errors import RecipeError, RegistryError, SportError
+from sport_core.evaluation import certified_base_input, stage_certificate
 from sport_core.policyset import SetEntry, alpha_tag, write_policy_set
 from sport_core.progress import progress_bar
 from sport_core.seeding import stage_seeds
 from sport_core.spaces import box_spaces
-from sport_core.verify import certified_base_input, stage_certificate
+from sport_core.stages import StageInput
 from sport_core.weights import ModelCard, load_card, load_policy
 from sport_ppo.config import PPOConfig, ProjectedPPOConfig
 from sport_ppo.loop import Job, JobResult, finished_summary, run_job
@@ -51,6 +52,8 @@ class PPOTrainer:
     """Stage component ``ppo`` (see :class:`sport_ppo.config.PPOConfig`)."""
 
     needs_env = True
+    inputs: ClassVar[dict[str, StageInput]] = {}
+    outputs = ("policy",)
 
     def __init__(self, config: PPOConfig) -> None:
         self.config = config
@@ -107,6 +110,11 @@ class ProjectedPPOTrainer:
     """Stage component ``projected-ppo`` (see :class:`sport_ppo.config.ProjectedPPOConfig`)."""
 
     needs_env = False  # it trains on the certificate's scenario
+    inputs: ClassVar[dict[str, StageInput]] = {
+        "certificate": StageInput(("certificate",), description="the base policy's certificate"),
+        "base": StageInput(("policy",), description="the certified base policy (its weights are checked)"),
+    }
+    outputs = ("policies", "training")
 
     def __init__(self, config: ProjectedPPOConfig) -> None:
         self.config = config

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -20,6 +20,7 @@ from sport_core.actors import PolicyActor, RandomActor
 from sport_core.artifacts import atomic_write_json, atomic_write_text
 from sport_core.collect import OUTCOMES, EpisodeRecord, iter_collect
 from sport_core.progress import progress_bar
+from sport_core.stages import StageInput
 from sport_core.weights import load_policy
 
 
@@ -68,6 +69,10 @@ def summarise(records: list[EpisodeRecord]) -> dict[str, Any]:
 
 class RolloutEvaluator:
     needs_env = True
+    inputs: ClassVar[dict[str, StageInput]] = {
+        "policy": StageInput(("policy",), required=False, description="the policy (default: random actions)")
+    }
+    outputs = ("episodes", "summary")
 
     def __init__(self, config: RolloutConfig) -> None:
         self.config = config

@@ -21,7 +21,7 @@ import copy
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import numpy as np
@@ -36,6 +36,7 @@ from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
 from sport_core.seeding import episode_seed, stage_seeds
 from sport_core.spaces import BoxSpaces, box_spaces
+from sport_core.stages import StageInput
 from sport_core.tracking import EpisodeTracker
 from sport_core.weights import ModelCard, save_policy
 from sport_sac.config import SACConfig
@@ -103,6 +104,8 @@ class SACTrainer:
     """Stage component ``sac`` (see :class:`sport_sac.config.SACConfig`)."""
 
     needs_env = True
+    inputs: ClassVar[dict[str, StageInput]] = {}
+    outputs = ("policy",)
 
     def __init__(self, config: SACConfig) -> None:
         self.config = config

@@ -14,32 +14,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from sport_core.actors import PolicyActor
-from sport_core.artifacts import atomic_write_json, sha256_file
+from sport_core.artifacts import sha256_file
 from sport_core.bounds import failures_by_horizon, scenario_certificate
-from sport_core.collect import iter_collect
-from sport_core.episodes import EpisodeFile, EpisodeStore, read_episodes
-from sport_core.errors import ArtifactError, RecipeError
-from sport_core.progress import progress_bar
-from sport_core.verify import (
-    CERTIFICATE_FORMAT,
-    FAILURE_DEFINITION,
-    describe_env,
-    describe_policy,
-    describe_store,
-    guarantee_text,
-    input_ref,
-    now_utc,
-    package_versions,
-    policy_files,
-    policy_input,
-    store_context,
-)
-from sport_core.weights import load_policy
+from sport_core.certificates import describe_store, new_certificate, store_context, write_certificate
+from sport_core.collect import collect_into_store, episode_limit
+from sport_core.errors import RecipeError
+from sport_core.stages import StageInput
+from sport_core.weights import load_policy, policy_files
+from sport_scenario.verifier import clopper_pearson_guarantee
 
 log = logging.getLogger("sport")
 
@@ -57,7 +44,7 @@ def _open_unit(instance: Any, attribute: attrs.Attribute, value: float | None) -
 def _bounds_ok(instance: Any, attribute: attrs.Attribute, value: tuple[float, ...]) -> None:
     bad = [b for b in value if not 0.0 < b <= 1.0]
     if bad:
-        raise ValueError(f"bounds are target failure probabilities in (0, 1]; got {bad}")
+        raise ValueError(f"must be target failure probabilities in (0, 1], got {bad}")
 
 
 @attrs.frozen
@@ -90,54 +77,31 @@ class ScenarioConfig(UniformScenarioConfig):
     bonferroni: bool = False
 
 
-def episode_limit(env_maker: Any) -> int | None:
-    """The env's episode limit if it tells: an attribute of the maker or of its config, else the made env's
-    ``spec.max_episode_steps`` (gymnasium's TimeLimit)."""
-    sources = [env_maker, getattr(env_maker, "config", None)]
-    for source in sources:
-        for name in ("max_episode_steps", "max_steps", "num_steps"):
-            value = getattr(source, name, None)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                return value
-    env = env_maker.make()
-    try:
-        spec = getattr(env, "spec", None)
-        steps = getattr(spec, "max_episode_steps", None)
-        return int(steps) if steps else None
-    finally:
-        close = getattr(env, "close", None)
-        if close is not None:
-            close()
-
-
-def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context: str, episodes: int) -> EpisodeFile:
-    """Collect episodes 0..episodes−1 into the store at ``path`` (continuing it when ``ctx.resumed``, else
-    starting over), with a progress bar; returns the finished store, read back strictly."""
-    if not ctx.resumed and path.exists():
-        path.unlink()  # a fresh attempt never mixes with leftovers of an earlier configuration
-    with EpisodeStore.open(path, ctx.seed, context) as store:
-        todo = store.missing(episodes)
-        if len(todo) < episodes:
-            log.info(
-                "stage %s: %d of %d episodes already stored; collecting the rest",
-                ctx.name,
-                episodes - len(todo),
-                episodes,
-            )
-        with progress_bar(episodes, f"{ctx.name}: episodes", episodes - len(todo)) as advance:
-            for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor):
-                store.append(record)
-                advance(1)
-    stored = read_episodes(path, strict=True)
-    if len(stored) != episodes:
-        raise ArtifactError(f"{path} holds {len(stored)} episodes, expected {episodes}; delete it and re-run")
-    return stored
+def guarantee_text(simultaneous: bool) -> str:
+    """The certificate's statement in words (``simultaneous``: the Bonferroni variant)."""
+    horizons = (
+        "for all horizons T <= t_max at once (each bound at beta / t_max: a union bound, so T may be "
+        "chosen after seeing the data)"
+        if simultaneous
+        else "for each horizon T fixed in advance"
+    )
+    return (
+        f"With confidence at least 1 - beta over the N base-policy episodes, {horizons}, the base policy fails by "
+        "T with probability at most epsilon[T-1] on the scenario distribution stated in 'scenario'; every policy "
+        "pi with pi(a|s) <= alpha * pi_base(a|s) for all states and actions (alpha >= 1) then fails by T with "
+        "probability at most min(1, alpha^T * epsilon[T-1]). For each target bound B, alpha_star is the largest "
+        "alpha that keeps this at or below B, reached at horizon T_star."
+    )
 
 
 class ScenarioCertifier:
     """The ``scenario`` certifier stage (see the module docstring)."""
 
     needs_env = True
+    inputs: ClassVar[dict[str, StageInput]] = {
+        "policy": StageInput(("policy",), description="the base policy to certify")
+    }
+    outputs = ("certificate", "episodes")
     method = "scenario"
 
     def __init__(self, config: UniformScenarioConfig) -> None:
@@ -156,7 +120,7 @@ class ScenarioCertifier:
                 f"initial pose at every reset), but env {getattr(env, 'env_id', '?')!r} is configured with random "
                 "layouts; give it a fixed layout (e.g. layout_seed = 0) in [stages.env]"
             )
-        weights, _ = policy_files(policy_input(ctx))
+        weights, _ = policy_files(ctx.policy_input())
         actor = PolicyActor(load_policy(weights, ctx.registry, made_by=f"stage {ctx.input_refs['policy']!r}"))
         env_table = ctx.env_ref.to_table()
         t_max = cfg.t_max or episode_limit(env) or DEFAULT_T_MAX
@@ -169,22 +133,16 @@ class ScenarioCertifier:
         numbers = scenario_certificate(
             failures_by_horizon(stored.records, t_max), len(stored), beta, cfg.bounds, self.bonferroni
         )
-        certificate = {
-            "format": CERTIFICATE_FORMAT,
-            "method": self.method,
-            "statement": guarantee_text(self.bonferroni),
-            "failure_definition": FAILURE_DEFINITION,
-            "scenario": env.scenario,
-            "env": describe_env(env, env_table),
-            "seed": ctx.seed,
-            "base_policy": {**describe_policy(weights, ctx.stage_dir), "stage": input_ref(ctx, "policy")},
-            "episode_store": describe_store(store_path, ctx.stage_dir),
-            **numbers,
-            "stage": ctx.name,
-            "created": now_utc(),
-            "versions": package_versions(ctx.pm),
-        }
-        path = atomic_write_json(ctx.stage_dir / "certificate.json", certificate)
+        certificate = new_certificate(
+            ctx,
+            method=self.method,
+            guarantee=clopper_pearson_guarantee(beta, t_max, self.bonferroni),
+            statement=guarantee_text(self.bonferroni),
+            weights=weights,
+            numbers=numbers,
+        )
+        certificate["episode_store"] = describe_store(store_path, ctx.stage_dir)
+        path = write_certificate(ctx.stage_dir / "certificate.json", certificate)
         self._report(ctx, numbers)
         return {"certificate": path, "episodes": store_path}
 

@@ -13,27 +13,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
 from sport_core.actors import PolicyActor
-from sport_core.artifacts import atomic_write_json, sha256_file
-from sport_core.verify import (
-    describe_policy,
-    describe_store,
-    env_maker_from_certificate,
-    evaluate_policy_records,
-    input_ref,
-    now_utc,
-    policy_files,
-    policy_input,
-    relative_path,
-    stage_certificate,
-    store_context,
-)
-from sport_core.weights import load_policy
-from sport_scenario.certifier import collect_into_store
+from sport_core.artifacts import atomic_write_json, relative_path, sha256_file
+from sport_core.certificates import describe_policy, describe_store, env_maker_from_certificate, store_context
+from sport_core.collect import collect_into_store
+from sport_core.evaluation import evaluate_policy_records, stage_certificate
+from sport_core.provenance import now_utc
+from sport_core.stages import StageInput
+from sport_core.weights import load_policy, policy_files
 
 log = logging.getLogger("sport")
 
@@ -52,6 +43,12 @@ class CertifiedEvalConfig:
 class CertifiedEvaluator:
     """The ``certified-eval`` stage (see the module docstring)."""
 
+    inputs: ClassVar[dict[str, StageInput]] = {
+        "certificate": StageInput(("certificate",), description="the certificate to compare with"),
+        "policy": StageInput(("policy",), description="the task policy to roll out"),
+    }
+    outputs = ("evaluation", "episodes")
+
     def __init__(self, config: CertifiedEvalConfig) -> None:
         self.config = config
 
@@ -62,7 +59,7 @@ class CertifiedEvaluator:
         env_table = cert["env"]["config"]
         if ctx.env_ref is not None and ctx.env_ref.to_table() != env_table:
             log.info("stage %s: evaluating on the certificate's env %s, not the stage's env", ctx.name, env_table)
-        weights, _ = policy_files(policy_input(ctx))
+        weights, _ = policy_files(ctx.policy_input())
         actor = PolicyActor(load_policy(weights, ctx.registry, made_by=f"stage {ctx.input_refs['policy']!r}"))
         ctx.stage_dir.mkdir(parents=True, exist_ok=True)
         store_path = ctx.stage_dir / "episodes.bin"
@@ -72,7 +69,7 @@ class CertifiedEvaluator:
         result = evaluate_policy_records(cert, {cfg.alpha: stored.records}, bound=cfg.bound, horizon=cfg.horizon)
         result.update(
             certificate={"path": relative_path(cert_path, ctx.stage_dir), "sha256": sha256_file(cert_path)},
-            policy={**describe_policy(weights, ctx.stage_dir), "stage": input_ref(ctx, "policy")},
+            policy={**describe_policy(weights, ctx.stage_dir), "stage": ctx.input_ref("policy")},
             seed=ctx.seed,
             episode_store=describe_store(store_path, ctx.stage_dir),
             created=now_utc(),
@@ -80,7 +77,7 @@ class CertifiedEvaluator:
         path = atomic_write_json(ctx.stage_dir / "evaluation.json", result)
         row = result["rows"][0]
         log.info(
-            "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP upper %.4g) vs prior bound %.4g",
+            "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP upper %.4g) vs prior bound %.4g (%s)",
             ctx.name,
             row["alpha"],
             result["horizon"],
@@ -89,6 +86,7 @@ class CertifiedEvaluator:
             row["episodes"],
             row["cp_upper"],
             row["prior_bound"],
+            result["guarantee"]["label"],
         )
         ctx.log.scalars(
             row["episodes"],

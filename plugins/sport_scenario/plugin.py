@@ -1,10 +1,11 @@
 """Registers the ``scenario`` and ``scenario-uniform`` certifiers and the ``certified-eval`` and
-``projected-sweep`` evaluators."""
+``projected-sweep`` evaluators, and the verifier of scenario certificates."""
 
 from sport_core import Component, hookimpl
 from sport_scenario.certifier import ScenarioCertifier, ScenarioConfig, UniformScenarioCertifier, UniformScenarioConfig
 from sport_scenario.evaluate import CertifiedEvalConfig, CertifiedEvaluator
 from sport_scenario.sweep import ProjectedSweep, ProjectedSweepConfig
+from sport_scenario.verifier import ScenarioVerifier, ScenarioVerifierConfig
 
 
 @hookimpl
@@ -41,4 +42,12 @@ def sport_register_evaluators():
             "a task policy projected onto the certified base, per alpha: failure rate and CP bound at T* vs the "
             "prior bound",
         ),
+    ]
+
+
+@hookimpl
+def sport_register_verifiers():
+    return [
+        Component(method, ScenarioVerifier, ScenarioVerifierConfig, f"re-derives {method} certificates")
+        for method in ("scenario", "scenario-uniform")
     ]

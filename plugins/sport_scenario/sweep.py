@@ -38,34 +38,26 @@ import math
 import pickle
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 import torch
 
 from sport_core.actors import ProjectedActor
-from sport_core.artifacts import atomic_write_json, read_json, sha256_file
+from sport_core.artifacts import atomic_write_json, read_json, relative_path, sha256_file
 from sport_core.bounds import PAPER_ALPHAS
+from sport_core.certificates import describe_policy, env_maker_from_certificate
 from sport_core.collect import EpisodeRecord, run_episode, worker_env
 from sport_core.config import component_field, configured_component, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError
+from sport_core.evaluation import certified_base_input, evaluate_policy_records, stage_certificate
 from sport_core.paths import EpisodePath, record_episode, write_paths
 from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
-from sport_core.verify import (
-    certified_base_input,
-    describe_policy,
-    env_maker_from_certificate,
-    evaluate_policy_records,
-    input_ref,
-    now_utc,
-    policy_files,
-    policy_input,
-    relative_path,
-    stage_certificate,
-)
-from sport_core.weights import load_card, load_policy
+from sport_core.provenance import now_utc
+from sport_core.stages import StageInput
+from sport_core.weights import load_card, load_policy, policy_files
 
 log = logging.getLogger("sport")
 
@@ -82,9 +74,9 @@ def _alphas_ok(instance: Any, attribute: attrs.Attribute, value: tuple[float, ..
         raise ValueError("alphas must list at least one ratio bound")
     bad = [a for a in value if not (math.isfinite(a) and a >= 1.0)]
     if bad:
-        raise ValueError(f"alphas are ratio bounds, finite and >= 1; got {bad}")
+        raise ValueError(f"alphas must be ratio bounds, finite and >= 1; got {bad}")
     if len(set(value)) != len(value):
-        raise ValueError(f"alphas lists a value twice: {sorted(value)}")
+        raise ValueError(f"alphas must not list a value twice: {sorted(value)}")
 
 
 @attrs.frozen
@@ -158,6 +150,13 @@ class _Pending:
 class ProjectedSweep:
     """The ``projected-sweep`` evaluator stage (see the module docstring)."""
 
+    inputs: ClassVar[dict[str, StageInput]] = {
+        "certificate": StageInput(("certificate",), description="the base policy's certificate"),
+        "base": StageInput(("policy",), description="the certified base policy (its weights are checked)"),
+        "task": StageInput(("policies", "policy"), description="one task policy, or a policy set with one per alpha"),
+    }
+    outputs = ("sweep", "alphas")
+
     def __init__(self, config: ProjectedSweepConfig) -> None:
         self.config = config
 
@@ -222,7 +221,7 @@ class ProjectedSweep:
                 if len(bucket.records) == cfg.episodes:
                     alpha = result.alpha
                     finished[alpha] = self._finish(ctx, cert, alpha, bucket, out, contexts[alpha])
-                    self._report(ctx, alphas.index(alpha), finished[alpha], horizon)
+                    self._report(ctx, alphas.index(alpha), finished[alpha], horizon, cert["guarantee"]["kind"])
                     del buckets[alpha]
         if buckets:
             raise ArtifactError(
@@ -252,8 +251,8 @@ class ProjectedSweep:
             seed=ctx.seed,
             common_random_numbers=CRN_TEXT,
             certificate={"path": relative_path(cert_path, ctx.stage_dir), "sha256": sha256_file(cert_path)},
-            base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": input_ref(ctx, "base")},
-            task_policy={**task_desc, "stage": input_ref(ctx, "task")},
+            base_policy={**describe_policy(base_w, ctx.stage_dir), "stage": ctx.input_ref("base")},
+            task_policy={**task_desc, "stage": ctx.input_ref("task")},
             created=now_utc(),
         )
         path = atomic_write_json(ctx.stage_dir / "sweep.json", result)
@@ -277,7 +276,7 @@ class ProjectedSweep:
         base_w = certified_base_input(ctx, cert)
         made = ctx.inputs.get("task", {})
         pinned = ":" in ctx.stage.inputs.get("task", "")
-        task_in = ctx.input("task", "policies") if "policies" in made and not pinned else policy_input(ctx, "task")
+        task_in = ctx.input("task", "policies") if "policies" in made and not pinned else ctx.policy_input("task")
         if is_policy_set(task_in):
             entries = read_policy_set(task_in, made_by=f"stage {ctx.input_refs['task']!r}")
             missing = [a for a in alphas if a not in entries]
@@ -291,7 +290,7 @@ class ProjectedSweep:
             index = Path(task_in) / "policies.json" if Path(task_in).is_dir() else Path(task_in)
             desc = {"policy_set": relative_path(index, ctx.stage_dir), "alphas": sorted(entries)}
         else:
-            task_w, _ = policy_files(policy_input(ctx, "task"))
+            task_w, _ = policy_files(ctx.policy_input("task"))
             task_ws, extras = dict.fromkeys(alphas, task_w), {}
             desc = describe_policy(task_w, ctx.stage_dir)
         b = load_card(base_w)
@@ -347,10 +346,11 @@ class ProjectedSweep:
         atomic_write_json(out / f"{alpha_tag(alpha)}.json", summary)
         return summary
 
-    def _report(self, ctx: Any, step: int, summary: dict[str, Any], horizon: int) -> None:
+    def _report(self, ctx: Any, step: int, summary: dict[str, Any], horizon: int, kind: str) -> None:
+        """Log α's row; ``kind`` is the certificate's guarantee kind, printed with the prior bound."""
         row = summary["row"]
         log.info(
-            "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP %.4g..%.4g) vs prior bound %.4g; "
+            "stage %s: alpha=%g at T=%d: failure rate %.4g (k=%d of %d, CP %.4g..%.4g) vs prior bound %.4g (%s); "
             "%d fallbacks in %d projected steps",
             ctx.name,
             row["alpha"],
@@ -361,6 +361,7 @@ class ProjectedSweep:
             row["cp_lower"],
             row["cp_upper"],
             row["prior_bound"],
+            kind,
             summary["fallbacks"],
             summary["projected_steps"],
         )

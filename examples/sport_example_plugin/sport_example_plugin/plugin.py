@@ -1,7 +1,11 @@
-"""The ``csv`` logger: one ``stage,step,tag,value`` row per scalar in ``<run_dir>/<filename>``.
+"""An example third-party sport plugin: a ``csv`` logger, and the ``beta-posterior`` certifier with its verifier.
 
-This package is shaped exactly like a built-in plugin: an attrs config, a class implementing the event
-hook ``sport_log_scalars``, and a registration hook. Its ``pyproject.toml`` declares::
+* ``csv`` (logger): one ``stage,step,tag,value`` row per scalar in ``<run_dir>/<filename>``; an attrs config
+  and a class implementing the event hook ``sport_log_scalars``.
+* ``beta-posterior`` (certifier and verifier, :mod:`sport_example_plugin.certifier`): a Bayesian bound on the
+  base policy's failure probability, which a recipe can use in place of the built-in ``scenario`` certifier.
+
+The package is shaped exactly like a built-in plugin. Its ``pyproject.toml`` declares::
 
     [project.entry-points.sport]
     example = "sport_example_plugin.plugin"
@@ -15,6 +19,13 @@ from pathlib import Path
 import attrs
 
 from sport_core import Component, hookimpl
+from sport_example_plugin.certifier import (
+    METHOD,
+    BetaPosteriorCertifier,
+    BetaPosteriorConfig,
+    BetaPosteriorVerifier,
+    BetaPosteriorVerifierConfig,
+)
 
 
 @attrs.frozen
@@ -41,3 +52,22 @@ class CsvLogger:
 @hookimpl
 def sport_register_loggers():
     return [Component("csv", CsvLogger, CsvConfig, "scalars as CSV rows (example third-party plugin)")]
+
+
+@hookimpl
+def sport_register_certifiers():
+    return [
+        Component(
+            METHOD,
+            BetaPosteriorCertifier,
+            BetaPosteriorConfig,
+            "Bayesian (Beta posterior quantile) bound on the base policy's failure probability, T* and alpha*",
+        )
+    ]
+
+
+@hookimpl
+def sport_register_verifiers():
+    return [
+        Component(METHOD, BetaPosteriorVerifier, BetaPosteriorVerifierConfig, "re-derives beta-posterior certificates")
+    ]
