@@ -44,10 +44,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    """Validate a recipe: every key, every component, and the stage graph (inputs each stage declares, made by
+    earlier stages that declare those artifacts; an env for stages that need one)."""
     pm = load_plugin_manager()
     recipe = load_recipe(args.recipe, pm.registry, args.set)
     stages = ", ".join(f"{s.name} ({s.kind} {s.component.name})" for s in recipe.stages)
     print(f"{args.recipe}: valid recipe {recipe.run.name!r} with {len(recipe.stages)} stages: {stages}")
+    for s in recipe.stages:  # the stage graph `sport check` validated
+        if s.inputs:
+            print(f"    {s.name} <- " + ", ".join(f"{role}: {ref}" for role, ref in s.inputs.items()))
     if args.show:
         print(recipe.to_toml())
     return 0

@@ -41,6 +41,7 @@ from sport_core.errors import ArtifactError
 from sport_core.policyset import read_policy_set
 from sport_core.weights import load_policy, policy_files
 from sport_plots.rundata import EXP1, EXP2, RunData, Sweep
+from sport_plots.tables import prior_bound_label
 
 COLORS = {EXP1: "tab:orange", EXP2: "tab:green"}
 OUTCOME_COLORS = {"goal": "tab:blue", "violation": "tab:red", "timeout": "0.55"}
@@ -173,7 +174,7 @@ def failure_figure(runs: Sequence[RunData]) -> Figure:
             for r in rates:
                 ax.plot(x, r, ".", color=color, alpha=0.5, markersize=3)
         if not prior_drawn:
-            _band(ax, x, _column(sweeps, alphas, "prior_bound"), "black", "prior bound", linestyle="--")
+            _band(ax, x, _column(sweeps, alphas, "prior_bound"), "black", prior_bound_label(sweeps), linestyle="--")
             prior_drawn = True
     horizons = sorted({s.data["horizon"] for sweeps in _experiments(runs).values() for s in sweeps})
     ax.set_xscale("log")

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from sport_core.certificates import guarantee_label
 from sport_core.episodes import read_episodes
 from sport_core.evaluation import evaluate_policy_records
 from sport_plots.rundata import RunData, Sweep
@@ -37,7 +38,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def certificate_table(runs: Sequence[RunData]) -> str:
-    """Per run: N, β, and for the largest bound B: T*, k(T*), ε(T*), α*; then k and ε at T* of every bound."""
+    """Per run: N, β, and for the largest bound B: T*, k(T*), ε(T*), α*, and the guarantee (its kind and
+    method); then k and ε at T* of every bound. N and k(T*) are method-specific fields ("–" when absent)."""
     rows = []
     for run in runs:
         cert = run.certificate
@@ -49,16 +51,17 @@ def certificate_table(runs: Sequence[RunData]) -> str:
             [
                 run.name,
                 _fmt(run.seed),
-                str(c["episodes"]),
+                str(c.get("episodes", "–")),
                 f"{c['beta']:g}",
                 f"{best['bound']:g}",
                 str(best["T_star"]),
-                str(best["failures_at_T_star"]),
+                str(best.get("failures_at_T_star", "–")),
                 f"{best['epsilon_at_T_star']:.6g}",
                 f"{best['alpha_star']:.5f}",
+                f"{c['method']}: {guarantee_label(c)}",
             ]
         )
-    return table(["run", "seed", "N", "β", "B", "T*", "k(T*)", "ε(T*)", "α*"], rows)
+    return table(["run", "seed", "N", "β", "B", "T*", "k(T*)", "ε(T*)", "α*", "guarantee"], rows)
 
 
 def bounds_table(runs: Sequence[RunData]) -> str:
@@ -75,7 +78,7 @@ def bounds_table(runs: Sequence[RunData]) -> str:
     return table(["B", *[f"(T*, log α*) {r.name}" for r, _ in certs]], rows)
 
 
-def _prior_bound_header(sweeps: Sequence[Sweep]) -> str:
+def prior_bound_label(sweeps: Sequence[Sweep]) -> str:
     """ "prior bound", naming the certificates' guarantee kind unless every one is frequentist (a Bayesian
     credible bound is never shown as if it were a confidence bound)."""
     kinds = sorted({s.certificate.data.get("guarantee", {}).get("kind", "unspecified") for s in sweeps})
@@ -109,7 +112,7 @@ def sweep_table(sweeps: Sequence[Sweep]) -> str:
         f"failures of {'/'.join(map(str, n))}",
         f"failure rate by T = {'/'.join(map(str, T))}",
         "CP interval",
-        _prior_bound_header(sweeps),
+        prior_bound_label(sweeps),
         "success length mean",
         "std",
         "fallbacks",

@@ -7,33 +7,30 @@ sometimes runs out of steps, which gives a k(T) curve with some shape.
 
 from __future__ import annotations
 
-import math
+import functools
 from pathlib import Path
 from typing import Any
 
 import attrs
-import torch
 
-from sport_core import Component, hookimpl
+from sport_core import Component, hookimpl, testing
 from sport_core.config import unstructure
+from sport_core.registry import Registry
 from sport_core.weights import ModelCard, save_policy
-from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
+from sport_policies import plugin as policies_plugin
 
 
-def goal_seeking_policy(obs_dim: int = 7, gain: float = 2.0, std: float = 1.0) -> GaussianMLPPolicy:
-    """μ = gain·(goal − position), σ = std (see the module docstring)."""
-    config = GaussianMLPConfig(hidden=(4,))
-    policy = GaussianMLPPolicy(obs_dim, 2, (1.0, 1.0), (0.0, 0.0), config)
-    with torch.no_grad():
-        for p in policy.parameters():
-            p.zero_()
-        w = torch.zeros(4, obs_dim)
-        w[0, 0], w[1, 1], w[2, 0], w[3, 1] = 1.0, 1.0, -1.0, -1.0
-        policy.trunk[0].weight.copy_(w)
-        policy.mu_head.weight.copy_(gain * torch.tensor([[1.0, 0, -1, 0], [0, 1, 0, -1]]))
-        u = (math.log(std) - config.log_std_min) / (config.log_std_max - config.log_std_min) * 2 - 1
-        policy.log_std_head.bias.fill_(math.atanh(u))
-    return policy
+@functools.cache
+def _policies() -> Registry:
+    """A registry holding just the built-in policy components (no plugin manager needed)."""
+    registry = Registry()
+    registry.add_all([("policy", c) for c in policies_plugin.sport_register_policies()], "policies")
+    return registry
+
+
+def goal_seeking_policy(obs_dim: int = 7, gain: float = 2.0, std: float = 1.0) -> Any:
+    """μ = gain·(goal − position), σ = std: :func:`sport_core.testing.goal_seeking_policy`."""
+    return testing.goal_seeking_policy(_policies(), obs_dim, gain, std)
 
 
 @attrs.frozen
