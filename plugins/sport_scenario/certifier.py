@@ -4,7 +4,8 @@ The stage takes input ``policy`` (a saved policy), refuses an env that draws a n
 (the certificate is conditional on one scenario distribution, stated in words in the certificate), rolls out
 N episodes through the run's executor, appending each record to the episode store
 (:mod:`sport_core.episodes`) as it arrives — so a killed stage, called again with ``ctx.resumed``,
-collects only the missing indices — and writes ``certificate.json`` (see :mod:`sport_core.verify`).
+collects only the missing indices — and writes ``certificate.json`` (see :mod:`sport_core.certificates`;
+:mod:`sport_scenario.verifier` re-checks it).
 
 ``scenario`` bounds each horizon at β (set ``bonferroni = true`` to make T* safe to choose after seeing the
 data); ``scenario-uniform`` always bounds all horizons at once (β / T_max each).

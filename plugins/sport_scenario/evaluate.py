@@ -6,7 +6,7 @@ projected policy satisfies it by construction. The episodes run on the env *of t
 its ``env.config``), whatever env the stage itself has, since the certificate covers only that one. Output
 ``evaluation`` (``evaluation.json``): at the horizon T* of ``bound`` (default: the largest certified bound) or
 at ``horizon``, the empirical failure rate, its Clopper–Pearson limits at the certificate's β and the prior
-bound min(1, α^T·ε(T)) (:func:`sport_core.verify.evaluate_policy_records`); ``episodes``: the episode store.
+bound min(1, α^T·ε(T)) (:func:`sport_core.evaluation.evaluate_policy_records`); ``episodes``: the episode store.
 """
 
 from __future__ import annotations

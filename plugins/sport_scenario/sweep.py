@@ -13,7 +13,7 @@ Output ``sweep`` (``sweep.json``): at the horizon T* of ``bound`` (default: the 
 at ``horizon``, one row per α with the failures k of N episodes, the empirical rate k/N, its
 Clopper–Pearson upper and lower limits at the certificate's β, the prior bound min(1, α^T·ε(T)), whether
 the data contradict it, the mean/std length of the episodes that succeeded by T
-(:func:`sport_core.verify.evaluate_policy_records`), and the projection's fallbacks (rows it replaced by
+(:func:`sport_core.evaluation.evaluate_policy_records`), and the projection's fallbacks (rows it replaced by
 the base) among the projected steps. Output ``alphas``: per α an episode store ``alpha-<α>.bin``
 (:mod:`sport_core.episodes`) and ``alpha-<α>.json`` (its row and counts).
 
