@@ -24,6 +24,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     extra += "" if summary.env_checked else ", env description not checked (its plugin is not installed)"
     print(f"{summary.certificate}: OK ({summary.method}{extra}; {'; '.join(reachable)})")
     print(f"    guarantee: {summary.guarantee}")
+    if args.replay and not summary.replayed:
+        print(f"    note: the {summary.method} verifier replayed no episodes (--replay {args.replay} asked)")
     return 0
 
 
