@@ -16,13 +16,16 @@ certificate rests on an episode store of the base policy (the built-in ``scenari
 3. :func:`check_numbers`: recomputed numbers against the certificate (integers, strings and booleans exactly,
    floats to 1e-9 relative);
 4. :func:`replay_episodes`: re-simulate episodes from the weights and the env; they must reproduce the store.
+
+:func:`verify_store_certificate` does all four in that order; a verifier passes it only how to recompute its
+method's numbers from the episode records.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +239,28 @@ def summarise(
         env_checked=env_checked,
         bounds=tuple((b["bound"], b["T_star"], b["alpha_star"], b["feasible"]) for b in cert["bounds"]),
     )
+
+
+def verify_store_certificate(
+    path: str | os.PathLike,
+    cert: Mapping[str, Any],
+    recompute: Callable[[Any], Mapping[str, Any]],
+    *,
+    store: str | os.PathLike | None = None,
+    policy: str | os.PathLike | None = None,
+    replay: int = 0,
+    registry: Any = None,
+) -> VerificationSummary:
+    """The whole check of a certificate that rests on an episode store of its base policy: the base policy's
+    hashes, the env description, the store (point 1 of the module docstring), ``recompute(episodes)`` (the
+    method's numbers from the :class:`sport_core.episodes.EpisodeFile`) against the certificate, and ``replay``
+    re-simulated episodes. A verifier component's ``verify`` is usually this with its method's ``recompute``."""
+    weights = check_base_policy(path, cert, policy)
+    env_checked = check_env(path, cert, registry)
+    episodes = check_episode_store(path, cert, store)
+    check_numbers(path, cert, recompute(episodes))
+    replayed = replay_episodes(path, cert, weights, episodes, replay, registry) if replay > 0 else 0
+    return summarise(path, cert, episodes=len(episodes), replayed=replayed, env_checked=env_checked)
 
 
 def verify_certificate(

@@ -1,10 +1,10 @@
 """The verifier of ``scenario`` and ``scenario-uniform`` certificates (registered under both method names).
 
-It re-derives the whole certificate from its episode store with the core's building blocks
-(:mod:`sport_core.verification`): hashes of the store, the weights and the card; the store's header and its
-episodes 0..N−1; the env description; then k(T), ε(T) (Clopper–Pearson at β, or β / t_max for all horizons at
-once), T* and α* for every target bound (:func:`sport_core.bounds.scenario_certificate`); optionally it replays
-episodes.
+It re-derives the whole certificate from its episode store with
+:func:`sport_core.verification.verify_store_certificate`: hashes of the store, the weights and the card; the
+store's header and its episodes 0..N−1; the env description; then k(T), ε(T) (Clopper–Pearson at β, or
+β / t_max for all horizons at once), T* and α* for every target bound
+(:func:`sport_core.bounds.scenario_certificate`); optionally it replays episodes.
 """
 
 from __future__ import annotations
@@ -16,16 +16,7 @@ from typing import Any
 import attrs
 
 from sport_core.bounds import failures_by_horizon, scenario_certificate
-from sport_core.verification import (
-    VerificationSummary,
-    check_base_policy,
-    check_env,
-    check_episode_store,
-    check_numbers,
-    mismatch,
-    replay_episodes,
-    summarise,
-)
+from sport_core.verification import VerificationSummary, mismatch, verify_store_certificate
 
 
 @attrs.frozen
@@ -65,17 +56,18 @@ class ScenarioVerifier:
                 raise mismatch(path, f"{key}: missing (a {cert['method']} certificate records it)")
         if cert["method"] == "scenario-uniform" and cert["bonferroni"] is not True:
             raise mismatch(path, "bonferroni: a scenario-uniform certificate must hold for all horizons at once (true)")
-        weights = check_base_policy(path, cert, policy)
-        env_checked = check_env(path, cert, registry) if registry is not None else False
-        episodes = check_episode_store(path, cert, store)
-        numbers = scenario_certificate(
-            failures_by_horizon(episodes.records, int(cert["t_max"])),
-            len(episodes),
-            float(cert["beta"]),
-            [b.get("bound") for b in cert["bounds"]],
-            bool(cert["bonferroni"]),
+
+        def recompute(episodes: Any) -> dict[str, Any]:
+            numbers = scenario_certificate(
+                failures_by_horizon(episodes.records, int(cert["t_max"])),
+                len(episodes),
+                float(cert["beta"]),
+                [b.get("bound") for b in cert["bounds"]],
+                bool(cert["bonferroni"]),
+            )
+            numbers["guarantee"] = clopper_pearson_guarantee(numbers["beta"], numbers["t_max"], numbers["bonferroni"])
+            return numbers
+
+        return verify_store_certificate(
+            path, cert, recompute, store=store, policy=policy, replay=replay, registry=registry
         )
-        numbers["guarantee"] = clopper_pearson_guarantee(numbers["beta"], numbers["t_max"], numbers["bonferroni"])
-        check_numbers(path, cert, numbers)
-        replayed = replay_episodes(path, cert, weights, episodes, replay, registry) if replay > 0 else 0
-        return summarise(path, cert, episodes=len(episodes), replayed=replayed, env_checked=env_checked)

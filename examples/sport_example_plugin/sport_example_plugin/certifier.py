@@ -14,8 +14,8 @@ and the evaluators print that kind next to every bound they derive.
 Everything here comes from the documented core API: the episodes are collected and stored with
 :func:`sport_core.collect.collect_into_store`, the certificate is built with
 :func:`sport_core.certificates.new_certificate` and written with
-:func:`sport_core.certificates.write_certificate`, and :class:`BetaPosteriorVerifier` re-checks it with the
-building blocks of :mod:`sport_core.verification`.
+:func:`sport_core.certificates.write_certificate`, and :class:`BetaPosteriorVerifier` re-checks it with
+:func:`sport_core.verification.verify_store_certificate`.
 """
 
 from __future__ import annotations
@@ -35,15 +35,7 @@ from sport_core.certificates import describe_store, new_certificate, store_conte
 from sport_core.collect import collect_into_store, episode_limit
 from sport_core.errors import RecipeError
 from sport_core.stages import StageInput
-from sport_core.verification import (
-    VerificationSummary,
-    check_base_policy,
-    check_env,
-    check_episode_store,
-    check_numbers,
-    replay_episodes,
-    summarise,
-)
+from sport_core.verification import VerificationSummary, verify_store_certificate
 from sport_core.weights import load_policy
 
 METHOD = "beta-posterior"
@@ -172,18 +164,18 @@ class BetaPosteriorVerifier:
         replay: int = 0,
         registry: Any = None,
     ) -> VerificationSummary:
-        weights = check_base_policy(path, cert, policy)
-        env_checked = check_env(path, cert, registry)
-        episodes = check_episode_store(path, cert, store)
         prior = cert.get("prior", {})
-        numbers = posterior_numbers(
-            failures_by_horizon(episodes.records, int(cert["t_max"])),
-            len(episodes),
-            float(cert["beta"]),
-            (float(prior.get("a", float("nan"))), float(prior.get("b", float("nan")))),
-            bool(cert.get("simultaneous", False)),
-            [row["bound"] for row in cert["bounds"]],
+
+        def recompute(episodes: Any) -> dict[str, Any]:
+            return posterior_numbers(
+                failures_by_horizon(episodes.records, int(cert["t_max"])),
+                len(episodes),
+                float(cert["beta"]),
+                (float(prior.get("a", float("nan"))), float(prior.get("b", float("nan")))),
+                bool(cert.get("simultaneous", False)),
+                [row["bound"] for row in cert["bounds"]],
+            )
+
+        return verify_store_certificate(
+            path, cert, recompute, store=store, policy=policy, replay=replay, registry=registry
         )
-        check_numbers(path, cert, numbers)
-        replayed = replay_episodes(path, cert, weights, episodes, replay, registry) if replay else 0
-        return summarise(path, cert, episodes=len(episodes), replayed=replayed, env_checked=env_checked)
