@@ -66,6 +66,11 @@ class StageSpec:
     def kind(self) -> str:
         return self.component.kind
 
+    @property
+    def label(self) -> str:
+        """``<kind> '<component>'``, as errors name a stage's component (``certifier 'scenario'``)."""
+        return f"{self.kind} {self.component.name!r}"
+
     def input_stage(self, role: str) -> tuple[str, str | None]:
         """(stage, artifact or None) referenced by input ``role`` (``"stage"`` or ``"stage:artifact"``)."""
         stage, _, artifact = self.inputs[role].partition(":")
@@ -214,6 +219,7 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
         raise RecipeError("stages: expected at least one [[stages]] table")
     stages = []
     seen: dict[str, int] = {}
+    contracts: dict[str, tuple[StageSpec, StageContract]] = {}
     for i, table in enumerate(raw_stages):
         stage = _stage(table, f"stages[{i}]", registry)
         if stage.name in seen:
@@ -235,21 +241,16 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
                 )
         contract = stage_contract(registry.get(stage.kind, stage.component.name))
         if stage.env is None and env is None and contract.needs_env:
-            raise RecipeError(
-                f"stages[{i}]: {stage.kind} {stage.component.name!r} needs an env; add [env] or [stages.env]"
-            )
-        _check_inputs(f"stages[{i}]", stage, contract, {s.name: s for s in stages}, registry)
+            raise RecipeError(f"stages[{i}]: {stage.label} needs an env; add [env] or [stages.env]")
+        _check_inputs(f"stages[{i}]", stage, contract, contracts)
+        contracts[stage.name] = (stage, contract)
         seen[stage.name] = i
         stages.append(stage)
     return Recipe(run, env, executor, loggers, tuple(stages), source)
 
 
-def _label(stage: StageSpec) -> str:
-    return f"{stage.kind} {stage.component.name!r}"
-
-
 def _check_inputs(
-    path: str, stage: StageSpec, contract: StageContract, earlier: dict[str, StageSpec], registry: Registry
+    path: str, stage: StageSpec, contract: StageContract, earlier: dict[str, tuple[StageSpec, StageContract]]
 ) -> None:
     """The stage graph: every input role the stage declares as required is given, no undeclared role is, and
     every earlier stage an input names declares the artifact the input reads (see :mod:`sport_core.stages`)."""
@@ -261,37 +262,37 @@ def _check_inputs(
                 suggestion = f"; did you mean {hint[0]}?" if hint else ""
                 roles = ", ".join(declared) or "none"
                 raise RecipeError(
-                    f"{path}.inputs.{role}: {_label(stage)} takes no such input{suggestion} (inputs: {roles})"
+                    f"{path}.inputs.{role}: {stage.label} takes no such input{suggestion} (inputs: {roles})"
                 )
         for role, spec in declared.items():
             if spec.required and role not in stage.inputs:
                 what = f" ({spec.description})" if spec.description else ""
                 makes = f"a stage that makes {' or '.join(spec.artifacts)}" if spec.artifacts else "a stage"
                 raise RecipeError(
-                    f"{path}.inputs.{role}: missing; {_label(stage)} needs input {role!r}{what}: "
+                    f"{path}.inputs.{role}: missing; {stage.label} needs input {role!r}{what}: "
                     f'inputs.{role} = "<stage>" ({makes}) or "{FILE_PREFIX}PATH"'
                 )
     for role in stage.inputs:
         if stage.input_file(role) is not None:
             continue
         name, pinned = stage.input_stage(role)
-        producer = earlier[name]
-        outputs = stage_contract(registry.get(producer.kind, producer.component.name)).outputs
+        producer, produced = earlier[name]
+        outputs = produced.outputs
         if outputs is None:
             continue  # the producer does not say what it makes: checked when the stage runs
         made = ", ".join(outputs) or "nothing"
         if pinned is not None:
             if pinned not in outputs:
                 raise RecipeError(
-                    f"{path}.inputs.{role}: stage {name!r} ({_label(producer)}) makes no artifact {pinned!r} "
+                    f"{path}.inputs.{role}: stage {name!r} ({producer.label}) makes no artifact {pinned!r} "
                     f"(it makes: {made})"
                 )
             continue
         spec = declared.get(role) if declared is not None else None
         if spec is not None and spec.artifacts and not set(spec.artifacts) & set(outputs):
             raise RecipeError(
-                f"{path}.inputs.{role}: stage {name!r} ({_label(producer)}) makes no {' or '.join(spec.artifacts)} "
-                f"(it makes: {made}), which {_label(stage)} reads from input {role!r}"
+                f"{path}.inputs.{role}: stage {name!r} ({producer.label}) makes no {' or '.join(spec.artifacts)} "
+                f"(it makes: {made}), which {stage.label} reads from input {role!r}"
             )
 
 

@@ -267,9 +267,7 @@ class Runner:
             stage_dir=stage_dir,
             checkpoint_dir=checkpoint_dir,
             seed=self.recipe.run.seed,
-            env=env_ref.build(self.pm.registry)
-            if env_ref is not None
-            else MissingEnv(stage.name, f"{stage.kind} {stage.component.name!r}"),
+            env=env_ref.build(self.pm.registry) if env_ref is not None else MissingEnv(stage.name, stage.label),
             env_ref=env_ref,
             executor=executor,
             registry=self.pm.registry,
