@@ -17,5 +17,5 @@ exec 2> >(grep -v "WARNING: Location .* is ignored" >&2)
 "${PIP[@]}" install --no-deps -r requirements/safety-gym.txt
 # numpy stays at the safety stack's pin (tested with MuJoCo 2.3.3); without it cvxpy/ray would pull numpy 2.
 NUMPY_PIN=$(grep -E '^numpy==' requirements/safety-gym.txt)
-"${PIP[@]}" install -e ".[dev,ray]" -e examples/sport_example_plugin "$NUMPY_PIN"
+"${PIP[@]}" install -e ".[dev,ray,video,wandb]" -e examples/sport_example_plugin "$NUMPY_PIN"
 echo "sport installed in $VENV: activate with 'source $VENV/bin/activate', then run 'sport --help'."

@@ -5,6 +5,12 @@ layout whatever the seed) and samples actions with ``torch_generator(seed, i, "p
 depends only on (actor, env, seed, i). Episodes are sent to the executor in chunks; records come back as
 chunks finish and are handed to ``on_record`` at once, so a kill loses only the chunks in flight.
 
+Filming (``video``, :mod:`sport_core.video`): the episodes the stage's ``video`` table asks for run in the
+worker on a second, filmable env (:func:`worker_camera`) with the same seeds, so their records are the ones
+they would have unfilmed; their frames come back with the chunk and are handed to ``on_film`` (e.g. a
+:class:`sport_core.video.VideoSink`, which writes the MP4 and logs it) *before* the chunk's records, so a
+kill never leaves a stored episode whose video is missing.
+
 Outcome and event steps follow :mod:`sport_core.tracking` (the same bookkeeping trainers use): steps count
 from 1; a goal and a violation in the same step count as a violation (the safe choice).
 """
@@ -25,6 +31,7 @@ import numpy as np
 from sport_core.errors import ArtifactError
 from sport_core.seeding import episode_seed, torch_generator
 from sport_core.tracking import OUTCOMES, EpisodeRecord, EpisodeTracker, outcome_of
+from sport_core.video import Film, VideoConfig
 
 log = logging.getLogger("sport")
 
@@ -37,6 +44,8 @@ __all__ = [
     "iter_collect",
     "outcome_of",
     "run_episode",
+    "run_filmed",
+    "worker_camera",
     "worker_env",
 ]
 
@@ -62,6 +71,7 @@ def run_episode(actor: Any, env: Any, seed: int, index: int, trajectory: bool = 
 
 # Per-process caches so that a worker builds (and, for MuJoCo, compiles) its env and actor once.
 _ENV_CACHE: dict[str, Any] = {}
+_CAMERA_CACHE: dict[str, Any] = {}
 _ACTOR_CACHE: dict[str, Any] = {}
 
 
@@ -84,6 +94,13 @@ class _Chunk:
     seed: int
     indices: tuple[int, ...]
     trajectory: bool
+    video: VideoConfig | None = None
+
+
+@attrs.frozen
+class _ChunkResult:
+    records: list[EpisodeRecord]
+    films: list[Film]
 
 
 def worker_env(env_maker_blob: bytes) -> Any:
@@ -91,10 +108,48 @@ def worker_env(env_maker_blob: bytes) -> Any:
     return _cached(_ENV_CACHE, env_maker_blob, lambda maker: maker.make())
 
 
-def _run_chunk(chunk: _Chunk) -> list[EpisodeRecord]:
+def worker_camera(env_maker_blob: bytes, video: VideoConfig) -> Any:
+    """A filmable env of a pickled env maker (:class:`sport_core.filming.EpisodeCamera` around
+    :func:`sport_core.filming.filming_env`), built once per process and video table."""
+    from sport_core.filming import EpisodeCamera, filming_env
+
+    def build(pair: tuple[bytes, VideoConfig]) -> Any:
+        maker = pickle.loads(pair[0])  # our own bytes from the parent process, never a user file
+        return EpisodeCamera(filming_env(maker, pair[1]), pair[1])
+
+    return _cached(_CAMERA_CACHE, pickle.dumps((env_maker_blob, video)), build)
+
+
+def run_filmed(
+    run: Callable[[Any], EpisodeRecord | Any], env_maker_blob: bytes, video: VideoConfig, index: int
+) -> tuple[Any, Film]:
+    """``run(env)`` (one episode, e.g. ``lambda env: run_episode(actor, env, seed, index)``) on the filmable env,
+    filmed: returns what ``run`` returned and the episode's :class:`~sport_core.video.Film`."""
+    from sport_core.filming import frame_rate
+
+    camera = worker_camera(env_maker_blob, video)
+    camera.arm()
+    result = run(camera)
+    frames = camera.take()
+    if frames is None:
+        raise RuntimeError(f"episode {index} was to be filmed, but its env was never reset")
+    return result, Film(index, frames, frame_rate(video, camera))
+
+
+def _run_chunk(chunk: _Chunk) -> _ChunkResult:
     env = worker_env(chunk.env_maker)
     actor = _cached(_ACTOR_CACHE, chunk.actor, lambda a: a)
-    return [run_episode(actor, env, chunk.seed, i, chunk.trajectory) for i in chunk.indices]
+    records, films = [], []
+    for i in chunk.indices:
+        if chunk.video is not None and chunk.video.wants(i):
+            record, film = run_filmed(
+                lambda e, i=i: run_episode(actor, e, chunk.seed, i, chunk.trajectory), chunk.env_maker, chunk.video, i
+            )
+            records.append(record)
+            films.append(film)
+        else:
+            records.append(run_episode(actor, env, chunk.seed, i, chunk.trajectory))
+    return _ChunkResult(records, films)
 
 
 def iter_collect(
@@ -106,8 +161,14 @@ def iter_collect(
     *,
     trajectory: bool = False,
     chunk_size: int | None = None,
+    video: VideoConfig | None = None,
+    on_film: Callable[[Film], Any] | None = None,
 ) -> Iterator[EpisodeRecord]:
-    """Yield the records of episodes ``indices`` (an int n means ``range(n)``) as their chunks finish."""
+    """Yield the records of episodes ``indices`` (an int n means ``range(n)``) as their chunks finish; with
+    ``video``, the episodes it asks for are filmed and each :class:`~sport_core.video.Film` goes to ``on_film``
+    before the records of its chunk are yielded."""
+    if video is not None and (video.every == 0 or on_film is None):
+        video = None
     todo: Sequence[int] = range(indices) if isinstance(indices, int) else list(indices)
     if not todo:
         return
@@ -120,11 +181,13 @@ def iter_collect(
     actor_blob = pickle.dumps(actor)
     env_blob = pickle.dumps(env_maker)
     chunks = [
-        _Chunk(actor_blob, env_blob, seed, tuple(todo[i : i + chunk_size]), trajectory)
+        _Chunk(actor_blob, env_blob, seed, tuple(todo[i : i + chunk_size]), trajectory, video)
         for i in range(0, len(todo), chunk_size)
     ]
-    for records in executor.map(_run_chunk, chunks):
-        yield from records
+    for result in executor.map(_run_chunk, chunks):
+        for film in result.films:
+            on_film(film)
+        yield from result.records
 
 
 def collect(
@@ -138,14 +201,27 @@ def collect(
     on_record: Callable[[EpisodeRecord], None] | None = None,
     progress: Any = None,
     chunk_size: int | None = None,
+    video: VideoConfig | None = None,
+    on_film: Callable[[Film], Any] | None = None,
 ) -> list[EpisodeRecord]:
     """Collect episodes and return their records sorted by index.
 
     ``on_record`` sees each record as soon as its chunk finishes (append it to a store there);
-    ``progress``, if given, is called with the number of newly finished episodes.
+    ``progress``, if given, is called with the number of newly finished episodes; ``video`` and ``on_film``
+    as in :func:`iter_collect`.
     """
     records = []
-    for record in iter_collect(actor, env_maker, indices, seed, executor, trajectory=trajectory, chunk_size=chunk_size):
+    for record in iter_collect(
+        actor,
+        env_maker,
+        indices,
+        seed,
+        executor,
+        trajectory=trajectory,
+        chunk_size=chunk_size,
+        video=video,
+        on_film=on_film,
+    ):
         if on_record is not None:
             on_record(record)
         if progress is not None:
@@ -179,12 +255,17 @@ def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context
     store at ``path`` (:mod:`sport_core.episodes`), one record appended as each arrives: when ``ctx.resumed``
     the store is continued (only missing indices are collected), else it starts over. ``context`` is what the
     episodes are episodes *of* (e.g. :func:`sport_core.certificates.store_context`); a store written for
-    another context is refused. Shows a progress bar; returns the finished store
-    (:class:`sport_core.episodes.EpisodeFile`), read back strictly."""
+    another context is refused. The episodes the stage's ``video`` table (``ctx.video``) asks for are filmed
+    into ``<stage>/videos/`` and logged (:class:`sport_core.video.VideoSink`). Shows a progress bar; returns
+    the finished store (:class:`sport_core.episodes.EpisodeFile`), read back strictly."""
     if not ctx.resumed and path.exists():
         path.unlink()  # a fresh attempt never mixes with leftovers of an earlier configuration
     from sport_core.episodes import EpisodeStore, read_episodes
     from sport_core.progress import progress_bar
+    from sport_core.video import VideoSink
+
+    video = getattr(ctx, "video", None)
+    sink = VideoSink(ctx.stage_dir, ctx.log) if video is not None else None
 
     with EpisodeStore.open(path, ctx.seed, context) as store:
         todo = store.missing(episodes)
@@ -196,7 +277,7 @@ def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context
                 episodes,
             )
         with progress_bar(episodes, f"{ctx.name}: episodes", episodes - len(todo)) as advance:
-            for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor):
+            for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor, video=video, on_film=sink):
                 store.append(record)
                 advance(1)
     stored = read_episodes(path, strict=True)

@@ -7,6 +7,7 @@ components, its folders — and emits log events through ``ctx.log``. See ``docs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +17,50 @@ from sport_core.artifacts import relative_path
 from sport_core.errors import ArtifactError, SportError
 
 
+def series_name(labels: Mapping[str, Any]) -> str:
+    """A series' name for folders and titles: ``alpha=1.5`` (several labels joined by ``,``); ``""`` for none."""
+    return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in labels.items())
+
+
 class Events:
     """What a stage uses to emit log events; every registered logger receives them (see the ``sport_log_*``
-    hooks). Steps are integers the stage counts (env steps, episodes, α indices)."""
+    hooks). Steps are integers the stage counts (env steps, episodes, α indices). ``labels`` names the series
+    the events belong to (``{}`` for the stage as a whole); :meth:`series` gives an emitter for one series."""
 
-    def __init__(self, pm: Any, run_dir: Path, stage: str) -> None:
+    def __init__(self, pm: Any, run_dir: Path, stage: str, labels: Mapping[str, Any] | None = None) -> None:
+        self._pm = pm
         self._hook = pm.hook
         self._run_dir = run_dir
         self._stage = stage
+        self.labels: dict[str, Any] = dict(labels or {})
+
+    def series(self, **labels: Any) -> Events:
+        """An emitter for one series of this stage, e.g. ``ctx.log.series(alpha=1.5).scalars(step, {...})``:
+        loggers keep it apart from the stage's other series (labels are flat: str, int, float or bool)."""
+        bad = {k: v for k, v in labels.items() if not isinstance(v, (str, int, float, bool))}
+        if bad:
+            raise TypeError(f"series labels must be str, int, float or bool; got {bad!r}")
+        return Events(self._pm, self._run_dir, self._stage, {**self.labels, **labels})
+
+    def _emit(self, hook: str, **kwargs: Any) -> None:
+        getattr(self._hook, hook)(run_dir=self._run_dir, stage=self._stage, labels=dict(self.labels), **kwargs)
 
     def scalars(self, step: int, scalars: dict[str, float]) -> None:
-        self._hook.sport_log_scalars(run_dir=self._run_dir, stage=self._stage, step=int(step), scalars=scalars)
+        self._emit("sport_log_scalars", step=int(step), scalars=scalars)
 
     def histogram(self, step: int, tag: str, values: Any) -> None:
-        self._hook.sport_log_histogram(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, values=values)
+        self._emit("sport_log_histogram", step=int(step), tag=tag, values=values)
 
     def figure(self, step: int, tag: str, figure: Any) -> None:
-        self._hook.sport_log_figure(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, figure=figure)
+        self._emit("sport_log_figure", step=int(step), tag=tag, figure=figure)
 
     def text(self, step: int, tag: str, text: str) -> None:
-        self._hook.sport_log_text(run_dir=self._run_dir, stage=self._stage, step=int(step), tag=tag, text=text)
+        self._emit("sport_log_text", step=int(step), tag=tag, text=text)
+
+    def video(self, step: int, tag: str, frames: Any, fps: float, path: Path | None = None) -> None:
+        """An episode video (uint8 frames (T, H, W, 3)); write the MP4 first with
+        :func:`sport_core.video.write_video` and pass its ``path``."""
+        self._emit("sport_log_video", step=int(step), tag=tag, frames=frames, fps=float(fps), path=path)
 
 
 class MissingEnv:
@@ -77,6 +102,9 @@ class StageContext:
     * ``registry``: every registered component (build a policy, projection or env by name); ``pm``: the plugin
       manager (``pm.infos`` lists the loaded plugins).
     * ``log``: :class:`Events` to emit scalars, histograms, figures and text to every logger.
+    * ``video``: the stage's ``video`` table (:class:`sport_core.video.VideoConfig`), or None: a stage that
+      declares ``films = True`` films the episodes it asks for (:class:`sport_core.filming.EpisodeCamera`,
+      :class:`sport_core.video.VideoSink`; collection does it with ``collect(..., video=ctx.video)``).
     * ``inputs``: role -> {artifact name: path} of the stage each input role names (``{"file": path}`` for
       ``"file:PATH"`` inputs); ``input_refs``: role -> the producing stage's name or ``"file <path>"``.
     """
@@ -95,6 +123,7 @@ class StageContext:
     inputs: dict[str, dict[str, Path]]
     input_refs: dict[str, str]
     resumed: bool = False
+    video: Any = None
 
     @property
     def name(self) -> str:

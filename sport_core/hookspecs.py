@@ -163,21 +163,37 @@ def sport_stage_completed(run_dir: Path, stage: str, stage_dir: Path, outputs: d
 
 
 @hookspec
-def sport_log_scalars(run_dir: Path, stage: str, step: int, scalars: dict) -> None:
+def sport_log_scalars(run_dir: Path, stage: str, step: int, scalars: dict, labels: dict) -> None:
     """Scalar metrics at ``step`` (an integer the emitting stage counts, e.g. env steps). Tags are the keys of
-    ``scalars`` and use ``/`` for grouping (``train/return``); loggers prefix nothing but may group by stage."""
+    ``scalars`` and use ``/`` for grouping (``train/return``); loggers prefix nothing but may group by stage.
+
+    ``labels`` (every ``sport_log_*`` hook has it) names the *series* within the stage that the event belongs
+    to, as a flat dict of scalars: ``{"alpha": 1.5}`` for one ratio bound of a sweep or of a per-α trainer,
+    ``{}`` for the stage as a whole. A logger keeps one series per distinct ``labels`` so that series can be
+    compared side by side: TensorBoard writes them to ``<stage>/alpha=1.5``; W&B makes one run per series with
+    the labels in its config, grouped by stage. Stages emit labelled events with ``ctx.log.series(alpha=…)``."""
 
 
 @hookspec
-def sport_log_histogram(run_dir: Path, stage: str, step: int, tag: str, values: Any) -> None:
+def sport_log_histogram(run_dir: Path, stage: str, step: int, tag: str, values: Any, labels: dict) -> None:
     """A distribution of ``values`` (a 1-D numpy array) at ``step``."""
 
 
 @hookspec
-def sport_log_figure(run_dir: Path, stage: str, step: int, tag: str, figure: Any) -> None:
+def sport_log_figure(run_dir: Path, stage: str, step: int, tag: str, figure: Any, labels: dict) -> None:
     """A matplotlib figure at ``step``; loggers must not close it (the emitter does)."""
 
 
 @hookspec
-def sport_log_text(run_dir: Path, stage: str, step: int, tag: str, text: str) -> None:
+def sport_log_text(run_dir: Path, stage: str, step: int, tag: str, text: str, labels: dict) -> None:
     """A piece of text (markdown allowed) at ``step``."""
+
+
+@hookspec
+def sport_log_video(
+    run_dir: Path, stage: str, step: int, tag: str, frames: Any, fps: float, path: Path | None, labels: dict
+) -> None:
+    """An episode video at ``step``: ``frames`` is a uint8 array (T, H, W, 3), to be played at ``fps`` frames a
+    second; ``path`` is the MP4 the stage already wrote under its folder (:func:`sport_core.video.write_video`),
+    or None. Loggers must not modify ``frames``. Tags name what was filmed, e.g. ``video/episode`` (one step per
+    filmed episode index)."""

@@ -26,6 +26,7 @@ from sport_core.config import COMPONENT_KEY, structure, unstructure
 from sport_core.errors import RecipeError, RegistryError
 from sport_core.registry import STAGE_KINDS, Registry
 from sport_core.stages import StageContract, stage_contract
+from sport_core.video import VideoConfig
 
 
 @attrs.frozen
@@ -61,6 +62,7 @@ class StageSpec:
     component: ComponentRef
     inputs: dict[str, str]
     env: ComponentRef | None
+    video: VideoConfig | None = None
 
     @property
     def kind(self) -> str:
@@ -114,6 +116,8 @@ class Recipe:
                 table["inputs"] = dict(s.inputs)
             if s.env is not None:
                 table["env"] = s.env.to_table()
+            if s.video is not None:
+                table["video"] = unstructure(s.video)
             table["config"] = unstructure(s.component.config)
             stages.append(table)
         out["stages"] = stages
@@ -125,7 +129,7 @@ class Recipe:
 
 FILE_PREFIX = "file:"
 _TOP_KEYS = ("run", "env", "executor", "loggers", "stages")
-_STAGE_KEYS = ("name", *STAGE_KINDS, "inputs", "env", "config")
+_STAGE_KEYS = ("name", *STAGE_KINDS, "inputs", "env", "video", "config")
 DEFAULT_EXECUTOR = {"kind": "process"}
 DEFAULT_LOGGERS = [{"kind": "jsonl"}]
 
@@ -197,7 +201,8 @@ def _stage(table: Any, path: str, registry: Registry) -> StageSpec:
             f'{path}.inputs: expected a table of role = "stage" (or "stage:artifact", or "file:PATH") strings'
         )
     env = _component("env", table["env"], f"{path}.env", registry) if "env" in table else None
-    return StageSpec(name, ComponentRef(kind, comp_name, config), dict(inputs), env)
+    video = structure(VideoConfig, table["video"], f"{path}.video") if "video" in table else None
+    return StageSpec(name, ComponentRef(kind, comp_name, config), dict(inputs), env, video)
 
 
 def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
@@ -242,6 +247,11 @@ def validate(data: dict, registry: Registry, source: str = "") -> Recipe:
         contract = stage_contract(registry.get(stage.kind, stage.component.name))
         if stage.env is None and env is None and contract.needs_env:
             raise RecipeError(f"stages[{i}]: {stage.label} needs an env; add [env] or [stages.env]")
+        if stage.video is not None and not contract.films:
+            raise RecipeError(
+                f"stages[{i}].video: {stage.label} films no episodes (a stage component that honours ctx.video "
+                "declares films = True)"
+            )
         _check_inputs(f"stages[{i}]", stage, contract, contracts)
         contracts[stage.name] = (stage, contract)
         seen[stage.name] = i

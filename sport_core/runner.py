@@ -135,6 +135,8 @@ class Runner:
             "seed": self.recipe.run.seed,
             "inputs": {role: self._input_fingerprint(stage, role, manifest) for role in sorted(stage.inputs)},
         }
+        if stage.video is not None:  # only then, so that runs without videos keep their hashes
+            payload["video"] = unstructure(stage.video)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
     def _input_fingerprint(self, stage: StageSpec, role: str, manifest: dict[str, Any]) -> Any:
@@ -276,6 +278,7 @@ class Runner:
             inputs=inputs,
             input_refs=refs,
             resumed=resumed,
+            video=stage.video,
         )
         self.pm.hook.sport_stage_started(run_dir=self.run_dir, stage=stage.name, stage_dir=stage_dir, resumed=resumed)
         log.info("stage %s: %s %s%s", stage.name, stage.kind, stage.component.name, " (resumed)" if resumed else "")

@@ -8,6 +8,9 @@ A stage component's factory (usually its class) declares, as class attributes:
 * ``inputs: dict[str, StageInput]`` — the input roles it reads (``inputs = { policy = "base" }`` in a
   recipe), each with the artifact names it accepts from the producing stage and whether it is required.
   Undeclared (``None``): the roles are not checked before the run.
+* ``films: bool`` — the stage honours ``ctx.video`` (a recipe's ``video`` table, :mod:`sport_core.video`):
+  it films the episodes the table asks for. Default False: a recipe that gives such a stage a ``video``
+  table is refused by ``sport check``.
 * ``outputs: tuple[str, ...]`` — every artifact name its ``run(ctx)`` may return. Undeclared (``None``): later
   stages' references to it are not checked before the run.
 
@@ -54,6 +57,7 @@ class StageContract:
 
     needs_env: bool = False
     inputs: Mapping[str, StageInput] | None = None
+    films: bool = False
     outputs: tuple[str, ...] | None = None
 
 
@@ -67,6 +71,9 @@ def stage_contract(component: Any) -> StageContract:
     needs_env = getattr(factory, "needs_env", False)
     if not isinstance(needs_env, bool):
         raise PluginError(f"{label}: needs_env must be True or False, got {needs_env!r}")
+    films = getattr(factory, "films", False)
+    if not isinstance(films, bool):
+        raise PluginError(f"{label}: films must be True or False, got {films!r}")
     inputs = getattr(factory, "inputs", None)
     if inputs is not None:
         if not isinstance(inputs, Mapping) or not all(
@@ -79,4 +86,4 @@ def stage_contract(component: Any) -> StageContract:
         if isinstance(outputs, str) or not all(isinstance(o, str) for o in outputs):
             raise PluginError(f"{label}: outputs must be a tuple of artifact names, got {outputs!r}")
         outputs = tuple(outputs)
-    return StageContract(needs_env, inputs, outputs)
+    return StageContract(needs_env, inputs, films, outputs)

@@ -317,7 +317,7 @@ class HooklessLogger:
         (
             ExtraArgumentLogger,
             "method sport_log_scalars takes argument(s) 'colour' that hook sport_log_scalars does not pass "
-            "(it passes run_dir, stage, step, scalars)",
+            "(it passes run_dir, stage, step, scalars, labels)",
         ),
         (HooklessLogger, "implements no sport event hook (sport_log_figure, sport_log_histogram, "),
     ],

@@ -75,6 +75,12 @@ def run(pm, path, data):
     return runner.run_dir
 
 
+def alpha_metrics(run_dir, alpha):
+    """The scalars the trainer logged for one α (its series, labelled {"alpha": α})."""
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [line["scalars"] for line in lines if line.get("labels") == {"alpha": alpha}]
+
+
 def digests(run_dir, alphas=(1.0, 1.5)):
     return {a: sha256_file(run_dir / "finetune" / "policies" / alpha_tag(a) / "policy.safetensors") for a in alphas}
 
@@ -105,8 +111,8 @@ def test_a_sweep_through_the_process_executor_equals_the_inline_one(hpm, tmp_pat
 
 def test_alpha_one_acts_exactly_as_the_base_and_its_training_changes_nothing_it_does(hpm, tmp_path):
     run_dir = run(hpm, tmp_path, recipe(alphas=[1.0], num_envs=1))
-    metrics = [json.loads(line)["scalars"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    ratios = [m["alpha-1.0/projection/projected_max_log_ratio"] for m in metrics if "alpha-1.0/train/warmup" in m]
+    metrics = alpha_metrics(run_dir, 1.0)
+    ratios = [m["projection/projected_max_log_ratio"] for m in metrics if "train/warmup" in m]
     assert ratios and all(r == 0.0 for r in ratios)
     # the training episodes are the base policy's own episodes under the stage's episode streams
     from sport_core.actors import PolicyActor, ProjectedActor
@@ -184,11 +190,10 @@ def test_alpha_certificate_is_the_certified_alpha_star_and_bad_alphas_name_the_k
 
 def test_through_projection_trains_with_gradients_through_the_projection(hpm, tmp_path):
     run_dir = run(hpm, tmp_path, recipe(alphas=[1.5], through_projection=True, learning_rate=1e-3))
-    metrics = [json.loads(line)["scalars"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    trained = [m for m in metrics if m.get("alpha-1.5/train/warmup") == 0.0]
-    assert trained and all(math.isfinite(m["alpha-1.5/loss/policy"]) for m in trained)
-    assert all(m["alpha-1.5/projection/projected_max_log_ratio"] <= math.log(1.5) + 1e-9 for m in trained)
-    assert any(m["alpha-1.5/policy/approx_kl"] > 0 for m in trained)
+    trained = [m for m in alpha_metrics(run_dir, 1.5) if m.get("train/warmup") == 0.0]
+    assert trained and all(math.isfinite(m["loss/policy"]) for m in trained)
+    assert all(m["projection/projected_max_log_ratio"] <= math.log(1.5) + 1e-9 for m in trained)
+    assert any(m["policy/approx_kl"] > 0 for m in trained)
 
 
 def test_at_a_given_horizon_the_training_table_has_no_bound_and_running_episodes_are_reported(hpm, tmp_path):

@@ -44,15 +44,16 @@ def test_projected_ppo_keeps_every_projected_action_within_alpha_on_the_real_tas
     }
     runner = Runner.create(validate(data, pm.registry), pm, tmp_path)
     assert runner.run() == "completed"
-    metrics = [json.loads(line)["scalars"] for line in (runner.run_dir / "metrics.jsonl").read_text().splitlines()]
-    rollouts = [m for m in metrics if "alpha-1.2/projection/projected_max_log_ratio" in m]
+    lines = [json.loads(line) for line in (runner.run_dir / "metrics.jsonl").read_text().splitlines()]
+    metrics = [line["scalars"] for line in lines if line.get("labels") == {"alpha": 1.2}]  # the α = 1.2 series
+    rollouts = [m for m in metrics if "projection/projected_max_log_ratio" in m]
     assert len(rollouts) == 1 + 768 // 128
     for m in rollouts:
-        assert m["alpha-1.2/projection/projected_max_log_ratio"] <= math.log(1.2) + 1e-9
-        assert m["alpha-1.2/projection/fallbacks"] == 0
+        assert m["projection/projected_max_log_ratio"] <= math.log(1.2) + 1e-9
+        assert m["projection/fallbacks"] == 0
     # the task policy itself left the ratio set (its log-ratio exceeds log α), the projection pulled it back
-    trained = [m for m in rollouts if m["alpha-1.2/train/warmup"] == 0.0]
-    assert any(m.get("alpha-1.2/projection/task_max_log_ratio", math.inf) > math.log(1.2) for m in trained[1:])
+    trained = [m for m in rollouts if m["train/warmup"] == 0.0]
+    assert any(m.get("projection/task_max_log_ratio", math.inf) > math.log(1.2) for m in trained[1:])
     training = json.loads((runner.run_dir / "finetune" / "training.json").read_text())
     (row,) = training["rows"]
     assert training["horizon"] == 27 and row["episodes"] > 40 and row["projection_fallbacks"] == 0

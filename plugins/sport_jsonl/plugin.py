@@ -1,4 +1,5 @@
-"""The ``jsonl`` logger: ``{"stage", "step", "time", "scalars"}`` per line, flushed as it goes."""
+"""The ``jsonl`` logger: ``{"stage", "step", "time", "scalars"}`` per line (plus ``"labels"`` for a labelled
+series, e.g. ``{"alpha": 1.5}``), flushed as it goes."""
 
 from __future__ import annotations
 
@@ -32,10 +33,13 @@ class JsonlLogger:
         return self._files[path]
 
     @hookimpl
-    def sport_log_scalars(self, run_dir: Path, stage: str, step: int, scalars: dict) -> None:
+    def sport_log_scalars(self, run_dir: Path, stage: str, step: int, scalars: dict, labels: dict) -> None:
         clean = {k: float(v) for k, v in scalars.items() if math.isfinite(float(v))}
         fh = self._file(run_dir)
-        fh.write(json.dumps({"stage": stage, "step": step, "time": round(time.time(), 3), "scalars": clean}) + "\n")
+        line = {"stage": stage, "step": step, "time": round(time.time(), 3), "scalars": clean}
+        if labels:
+            line["labels"] = labels
+        fh.write(json.dumps(line) + "\n")
         fh.flush()
 
     def close(self) -> None:

@@ -32,11 +32,12 @@ matplotlib.use("Agg")  # files and loggers only; never a window
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Circle, Ellipse
+from matplotlib.patches import Ellipse
 
 from sport_core.actors import ProjectedActor
 from sport_core.bounds import max_log_alpha, prior_bound
 from sport_core.config import structure
+from sport_core.drawing import draw_layout
 from sport_core.errors import ArtifactError
 from sport_core.policyset import read_policy_set
 from sport_core.weights import load_policy, policy_files
@@ -228,18 +229,6 @@ def pick_alphas(available: Sequence[float], count: int = 6) -> list[float]:
     return picked
 
 
-def _draw_layout(ax: Any, layout: Any) -> None:
-    if layout is None:
-        return
-    for x, y, r in layout.hazards:
-        ax.add_patch(Circle((x, y), r, color="tab:red", alpha=0.25, linewidth=0))
-        ax.add_patch(Circle((x, y), r, fill=False, color="tab:red", linewidth=1))
-    if layout.goal is not None:
-        x, y, r = layout.goal
-        ax.add_patch(Circle((x, y), r, color="tab:green", alpha=0.25, linewidth=0))
-        ax.add_patch(Circle((x, y), r, fill=False, color="tab:green", linewidth=1))
-
-
 def trajectories_figure(runs: Sequence[RunData], alphas: Sequence[float] | None = None) -> Figure:
     """(e) x–y paths per α (columns) and experiment (rows), all runs' kept episodes overlaid."""
     groups = _experiments(runs)
@@ -271,8 +260,7 @@ def trajectories_figure(runs: Sequence[RunData], alphas: Sequence[float] | None 
                     counts[outcome] += 1
                     ax.plot(xy[:, 0], xy[:, 1], color=OUTCOME_COLORS[outcome], alpha=0.35, linewidth=0.7)
                 ax.plot(*paths.xy[0][0], "k^", markersize=5)
-            _draw_layout(ax, layout)
-            ax.set_aspect("equal")
+            draw_layout(ax, layout, hazard_color="tab:red", goal_color="tab:green")
             total = sum(counts.values())
             summary = f"{counts['violation']}/{total} hit" if total else "no paths"
             ax.set_title(rf"$\alpha$ = {alpha:g} ({summary})", fontsize=8)

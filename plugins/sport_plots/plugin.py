@@ -1,4 +1,4 @@
-"""Hooks of the ``plots`` plugin: the ``plot`` and ``report`` commands, and figures for the loggers."""
+"""Hooks of the ``plots`` plugin: the ``plot``, ``report`` and ``draw`` commands, and figures for the loggers."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sport_core import hookimpl
+from sport_plots.draw import add_draw_command
 
 log = logging.getLogger("sport")
 
@@ -94,6 +95,7 @@ def sport_register_commands(subparsers: Any) -> None:
         "--horizon", type=int, action="append", default=[], help="also tabulate the sweeps at this horizon T"
     )
     report.set_defaults(func=_cmd_report)
+    add_draw_command(subparsers)
 
 
 @hookimpl

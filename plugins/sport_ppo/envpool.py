@@ -9,6 +9,10 @@ keeps, per slot, the episode index, the generator state and the actions taken so
 resets each env with its episode's seed and replays those actions. Reset and step are deterministic
 functions of (seed, actions) for the envs sport builds (the safety-gym fast reset is bit-identical to the
 stock one), so the replayed env is bit for bit the one that was checkpointed.
+
+Filming (``camera``, a :class:`sport_core.filming.TrainingCamera`): an episode whose index the video table
+wants is filmed in its slot and handed over when it ends; a restored slot re-films its episode from the
+start as it replays it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import torch
 
 from sport_core.errors import ArtifactError
+from sport_core.filming import TrainingCamera
 from sport_core.seeding import episode_seed, torch_generator
 from sport_core.tracking import EpisodeRecord, EpisodeTracker
 
@@ -39,8 +44,9 @@ class StepResult:
 class EnvPool:
     """The envs of one learner (see the module docstring); ``obs`` [n, obs_dim] is each slot's observation."""
 
-    def __init__(self, env_maker: Any, num_envs: int, seed: int) -> None:
-        self.envs = [env_maker.make() for _ in range(num_envs)]
+    def __init__(self, env_maker: Any, num_envs: int, seed: int, camera: TrainingCamera | None = None) -> None:
+        self.camera = camera if camera is not None else TrainingCamera(None, None)
+        self.envs = [self.camera.make(env_maker) for _ in range(num_envs)]
         self.seed = seed
         self.next_episode = 0
         n = num_envs
@@ -63,7 +69,7 @@ class EnvPool:
     def _begin(self, j: int, index: int) -> None:
         self.index[j] = index
         self.generators[j] = torch_generator(self.seed, index, "policy")
-        obs, _ = self.envs[j].reset(seed=episode_seed(self.seed, index, "env"))
+        obs, _ = self.camera.reset(self.envs[j], index, seed=episode_seed(self.seed, index, "env"))
         self.trackers[j].reset()
         self.actions[j] = []
         self.obs[j] = obs
@@ -83,6 +89,7 @@ class EnvPool:
             if term or trunc:
                 final_obs[j] = np.asarray(obs, dtype=np.float64)
                 finished.append(self.trackers[j].record(self.index[j], self.seed))
+                self.camera.finish(env, self.index[j])
                 self._begin(j, self.next_episode)
                 self.next_episode += 1
             else:

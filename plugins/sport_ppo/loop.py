@@ -42,9 +42,11 @@ from sport_core.bounds import failures_by_horizon
 from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
 from sport_core.devices import resolve_device
 from sport_core.episodes import EpisodeStore
+from sport_core.filming import TrainingCamera
 from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
 from sport_core.tracking import OUTCOMES, EpisodeRecord
+from sport_core.video import VideoConfig, VideoSink
 from sport_core.weights import ModelCard, save_policy
 from sport_ppo.envpool import EnvPool
 from sport_ppo.learner import PPOLearner, ProjectedLogProb, ValueMLP, gae, task_log_prob
@@ -74,6 +76,9 @@ class Job:
     base: torch.nn.Module | None = None
     projection: Any = None
     horizon: int | None = None
+    video: VideoConfig | None = None  # film these training episodes (sport_core.video) into video_dir
+    video_dir: Path | None = None  # the stage folder: videos go to <video_dir>/videos/<labels>/
+    video_labels: dict[str, Any] = attrs.Factory(dict)  # the series they belong to (e.g. {"alpha": 1.5})
 
 
 @attrs.frozen
@@ -140,9 +145,14 @@ class _Loop:
     warmup_episodes: int = 0  # episodes finished during the critic warm-up (acting with the initial actor)
 
 
-def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | None = None) -> JobResult:
+def run_job(
+    job: Job, log_scalars: Callable[[int, dict[str, float]], None] | None = None, events: Any = None
+) -> JobResult:
     """Train (or resume) ``job`` to completion; ``log_scalars(step, scalars)`` sees each rollout's metrics
-    as they come (in a worker process there is none: the parent logs :attr:`JobResult.metrics`)."""
+    as they come (in a worker process there is none: the parent logs :attr:`JobResult.metrics`). Filmed
+    episodes are written under ``<stage>/videos/`` (:func:`sport_core.video.video_path` with the job's
+    ``video_labels``) and, when ``events`` (``ctx.log``) is given, logged as they come; otherwise the parent logs
+    them with :func:`sport_core.video.log_videos`."""
     cfg = job.config
     torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device, job.stage)
@@ -163,7 +173,8 @@ def run_job(job: Job, log_scalars: Callable[[int, dict[str, float]], None] | Non
     acting_projection = job.projection if projected else None
     sampler = ProjectedActor(job.base, acting, acting_projection, job.alpha) if projected else None
 
-    pool = EnvPool(job.env_maker, cfg.num_envs, job.seeds["episodes"])
+    sink = VideoSink(job.video_dir, events, labels=job.video_labels) if job.video is not None else None
+    pool = EnvPool(job.env_maker, cfg.num_envs, job.seeds["episodes"], TrainingCamera(job.video, sink))
     s = _Loop()
     folder = latest_checkpoint(job.checkpoint_dir) if job.resume else None
     if folder is not None:

@@ -39,6 +39,7 @@ from sport_core.progress import progress_bar
 from sport_core.seeding import stage_seeds
 from sport_core.spaces import box_spaces
 from sport_core.stages import StageInput
+from sport_core.video import log_videos
 from sport_core.weights import ModelCard, load_card, load_policy
 from sport_ppo.config import PPOConfig, ProjectedPPOConfig
 from sport_ppo.loop import Job, JobResult, finished_summary, run_job
@@ -52,6 +53,7 @@ class PPOTrainer:
     """Stage component ``ppo`` (see :class:`sport_ppo.config.PPOConfig`)."""
 
     needs_env = True
+    films = True  # training episodes, into videos/
     inputs: ClassVar[dict[str, StageInput]] = {}
     outputs = ("policy",)
 
@@ -90,8 +92,10 @@ class PPOTrainer:
             out_dir=ctx.stage_dir,
             resume=ctx.resumed,
             context={"config": unstructure(cfg), "seed": ctx.seed},
+            video=ctx.video,
+            video_dir=ctx.stage_dir,
         )
-        result = run_job(job, ctx.log.scalars)
+        result = run_job(job, ctx.log.scalars, ctx.log)
         t = result.summary["training"]
         log.info(
             "stage %s: %d steps, %d episodes (%d goal, %d violation, %d timeout), %.0f s",
@@ -110,6 +114,7 @@ class ProjectedPPOTrainer:
     """Stage component ``projected-ppo`` (see :class:`sport_ppo.config.ProjectedPPOConfig`)."""
 
     needs_env = False  # it trains on the certificate's scenario
+    films = True  # training episodes of every α, into videos/alpha=<α>/
     inputs: ClassVar[dict[str, StageInput]] = {
         "certificate": StageInput(("certificate",), description="the base policy's certificate"),
         "base": StageInput(("policy",), description="the certified base policy (its weights are checked)"),
@@ -194,6 +199,9 @@ class ProjectedPPOTrainer:
                     base=base,
                     projection=copy.deepcopy(projection),
                     horizon=horizon,
+                    video=ctx.video,
+                    video_dir=ctx.stage_dir,
+                    video_labels={"alpha": alpha},
                 )
             )
         if done:
@@ -276,9 +284,11 @@ class ProjectedPPOTrainer:
 
     def _report(self, ctx: Any, result: JobResult, index: int, eps_curve: list[float]) -> None:
         horizon = len(eps_curve)
-        prefix = f"{alpha_tag(result.alpha)}/"
+        series = ctx.log.series(alpha=result.alpha)
         for step, scalars in result.metrics:
-            ctx.log.scalars(step, {prefix + k: v for k, v in scalars.items()})
+            series.scalars(step, scalars)
+        if ctx.video is not None:
+            log_videos(series, ctx.stage_dir, series.labels)
         t = result.summary["training"]
         prior = float(prior_bound(eps_curve, result.alpha)[-1])
         log.info(

@@ -21,6 +21,7 @@ from sport_core.artifacts import atomic_write_json, atomic_write_text
 from sport_core.collect import OUTCOMES, EpisodeRecord, iter_collect
 from sport_core.progress import progress_bar
 from sport_core.stages import StageInput
+from sport_core.video import VideoSink
 from sport_core.weights import load_policy
 
 
@@ -69,6 +70,7 @@ def summarise(records: list[EpisodeRecord]) -> dict[str, Any]:
 
 class RolloutEvaluator:
     needs_env = True
+    films = True
     inputs: ClassVar[dict[str, StageInput]] = {
         "policy": StageInput(("policy",), required=False, description="the policy (default: random actions)")
     }
@@ -97,7 +99,16 @@ class RolloutEvaluator:
             open(path, "a", encoding="utf-8") as fh,
             progress_bar(cfg.episodes, f"{ctx.name}: episodes", len(done)) as advance,
         ):
-            for record in iter_collect(actor, ctx.env, todo, ctx.seed, ctx.executor, trajectory=cfg.trajectory):
+            for record in iter_collect(
+                actor,
+                ctx.env,
+                todo,
+                ctx.seed,
+                ctx.executor,
+                trajectory=cfg.trajectory,
+                video=ctx.video,
+                on_film=VideoSink(ctx.stage_dir, ctx.log),
+            ):
                 fh.write(_record_to_json(record) + "\n")
                 fh.flush()
                 done[record.index] = record

@@ -32,12 +32,14 @@ from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_che
 from sport_core.config import configured_component, unstructure
 from sport_core.devices import resolve_device
 from sport_core.errors import SportError
+from sport_core.filming import TrainingCamera
 from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
 from sport_core.seeding import episode_seed, stage_seeds
 from sport_core.spaces import BoxSpaces, box_spaces
 from sport_core.stages import StageInput
 from sport_core.tracking import EpisodeTracker
+from sport_core.video import VideoSink
 from sport_core.weights import ModelCard, save_policy
 from sport_sac.config import SACConfig
 from sport_sac.critics import TwinCritic
@@ -104,6 +106,7 @@ class SACTrainer:
     """Stage component ``sac`` (see :class:`sport_sac.config.SACConfig`)."""
 
     needs_env = True
+    films = True  # every ctx.video.every-th training episode, into videos/
     inputs: ClassVar[dict[str, StageInput]] = {}
     outputs = ("policy",)
 
@@ -228,8 +231,12 @@ class SACTrainer:
         low_t, span_t = torch.from_numpy(bias - scale), torch.from_numpy(2.0 * scale)
         act_dim = len(scale)
         maker = self._level_maker(ctx, curriculum)
-        env = env if env is not None else maker.make()
-        obs, _ = env.reset(seed=episode_seed(seeds["env"], s.episode, "env"))
+        camera = TrainingCamera(ctx.video, VideoSink(ctx.stage_dir, ctx.log))
+        if env is None or camera.video is not None:
+            if env is not None:
+                env.close()
+            env = camera.make(maker)
+        obs, _ = camera.reset(env, s.episode, seed=episode_seed(seeds["env"], s.episode, "env"))
         episode = EpisodeTracker()
         with progress_bar(total, f"{ctx.name}: env steps", completed=s.step) as advance:
             while s.step < total:
@@ -258,6 +265,7 @@ class SACTrainer:
                 if terminated or truncated:
                     outcome = episode.outcome
                     window.add_episode(outcome, episode.ret, episode.length)
+                    camera.finish(env, s.episode)
                     s.episode += 1
                     if curriculum.record(outcome == "goal"):
                         log.info(
@@ -266,13 +274,13 @@ class SACTrainer:
                         ctx.log.scalars(s.step, {"curriculum/level": curriculum.level + 1})
                         env.close()
                         maker = self._level_maker(ctx, curriculum)
-                        env = maker.make()
+                        env = camera.make(maker)
                         if not cfg.curriculum_keep_buffer:
                             replay.clear()
                     if s.step - last_checkpoint >= cfg.checkpoint_every and s.step < total:
                         s.save(ctx.checkpoint_dir, s.elapsed + time.perf_counter() - t_start)
                         last_checkpoint = s.step
-                    obs, _ = env.reset(seed=episode_seed(seeds["env"], s.episode, "env"))
+                    obs, _ = camera.reset(env, s.episode, seed=episode_seed(seeds["env"], s.episode, "env"))
                     episode.reset()
                 else:
                     obs = next_obs

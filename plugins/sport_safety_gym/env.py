@@ -81,6 +81,8 @@ class ReachAvoidEnv(gym.Env):
         self.layout_seed = layout_seed
         self.violation_reward = float(violation_reward)
         self.render_mode = render_mode
+        # videos play in real time by default: one frame per control step
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.level.control_dt)}
         self._builder = Builder(
             task_id=env_id,
             config={"agent_name": "Point"},

@@ -118,10 +118,21 @@ class SafetyGymMaker:
             "[0, 2π)); the agent starts at rest."
         )
 
-    def make(self, render_mode: str | None = None) -> Any:
-        """A fresh :class:`sport_safety_gym.env.ReachAvoidEnv` (≈ 1 s for the first reset's compile)."""
+    def make(
+        self, render_mode: str | None = None, width: int = 256, height: int = 256, camera: str | None = None
+    ) -> Any:
+        """A fresh :class:`sport_safety_gym.env.ReachAvoidEnv` (≈ 1 s for the first reset's compile).
+
+        With ``render_mode="rgb_array"``, ``render()`` gives ``height`` × ``width`` frames from MuJoCo camera
+        ``camera`` (default ``fixedfar``, the oblique overview; also ``fixednear``, ``track``, ``vision``),
+        rendered headless through the OpenGL backend :func:`sport_safety_gym.rendering.ensure_gl_backend`
+        picks (a one-line error if none works)."""
         from sport_safety_gym.env import ReachAvoidEnv
 
+        if render_mode is not None:
+            from sport_safety_gym.rendering import ensure_gl_backend
+
+            ensure_gl_backend()
         c = self.config
         return ReachAvoidEnv(
             c.id,
@@ -132,13 +143,27 @@ class SafetyGymMaker:
             fast_reset=c.fast_reset,
             fast_step=c.fast_step,
             render_mode=render_mode,
+            width=width,
+            height=height,
+            camera_name=camera if camera is not None or render_mode is None else "fixedfar",
         )
 
 
-def make(env_id: str, layout_seed: int | None = None, render_mode: str | None = None, **options: Any) -> Any:
-    """A reach-avoid gymnasium env (5-tuple API): ``make("SafetyPointReachAvoidLowFreqCurriculum5-v0")``.
+def make(
+    env_id: str,
+    layout_seed: int | None = None,
+    render_mode: str | None = None,
+    *,
+    width: int = 256,
+    height: int = 256,
+    camera: str | None = None,
+    **options: Any,
+) -> Any:
+    """A reach-avoid gymnasium env (5-tuple API): ``make("SafetyPointReachAvoidLowFreqCurriculum5-v0")``;
+    ``render_mode``, ``width``, ``height`` and ``camera`` as in :meth:`SafetyGymMaker.make`.
 
     ``options`` are the other fields of :class:`SafetyGymConfig` (``layout``, ``dense_reward``,
     ``goal_reward``, ``violation_reward``, ``fast_reset``, ``fast_step``); an unknown one is a TypeError naming it.
     """
-    return SafetyGymMaker(SafetyGymConfig(id=env_id, layout_seed=layout_seed, **options)).make(render_mode)
+    maker = SafetyGymMaker(SafetyGymConfig(id=env_id, layout_seed=layout_seed, **options))
+    return maker.make(render_mode, width=width, height=height, camera=camera)

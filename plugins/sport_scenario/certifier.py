@@ -99,6 +99,7 @@ class ScenarioCertifier:
     """The ``scenario`` certifier stage (see the module docstring)."""
 
     needs_env = True
+    films = True  # collect_into_store films what ctx.video asks for
     inputs: ClassVar[dict[str, StageInput]] = {
         "policy": StageInput(("policy",), description="the base policy to certify")
     }

@@ -43,6 +43,7 @@ class CertifiedEvalConfig:
 class CertifiedEvaluator:
     """The ``certified-eval`` stage (see the module docstring)."""
 
+    films = True  # collect_into_store films what ctx.video asks for
     inputs: ClassVar[dict[str, StageInput]] = {
         "certificate": StageInput(("certificate",), description="the certificate to compare with"),
         "policy": StageInput(("policy",), description="the task policy to roll out"),

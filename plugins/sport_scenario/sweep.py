@@ -47,7 +47,7 @@ from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, relative_path, sha256_file
 from sport_core.bounds import PAPER_ALPHAS
 from sport_core.certificates import describe_policy, env_maker_from_certificate
-from sport_core.collect import EpisodeRecord, run_episode, worker_env
+from sport_core.collect import EpisodeRecord, run_episode, run_filmed, worker_env
 from sport_core.config import component_field, configured_component, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError
@@ -57,6 +57,7 @@ from sport_core.policyset import alpha_tag, is_policy_set, read_policy_set
 from sport_core.progress import progress_bar
 from sport_core.provenance import now_utc
 from sport_core.stages import StageInput
+from sport_core.video import Film, VideoConfig, VideoSink
 from sport_core.weights import load_card, load_policy, policy_files
 
 log = logging.getLogger("sport")
@@ -109,6 +110,7 @@ class SweepChunk:
     seed: int
     indices: tuple[int, ...]
     paths: int = 0  # episodes with index < paths keep their x-y path (episode 0 its observations too)
+    video: VideoConfig | None = None  # the stage's video table: the episodes it asks for are filmed
 
 
 @attrs.frozen
@@ -120,20 +122,32 @@ class ChunkResult:
     steps: int
     fallbacks: int
     paths: list[EpisodePath] = attrs.Factory(list)
+    films: list[Film] = attrs.Factory(list)
 
 
 def run_chunk(chunk: SweepChunk) -> ChunkResult:
-    """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone."""
+    """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone. Filmed episodes
+    run on a filmable env with the same seeds (:func:`sport_core.collect.run_filmed`)."""
     env = worker_env(chunk.env_maker)
     actor = pickle.loads(chunk.actor)
-    records, paths = [], []
+    records, paths, films = [], [], []
     for i in chunk.indices:
-        if i < chunk.paths:
-            paths.append(record_episode(actor, env, chunk.seed, i, observations=i == 0))
-            records.append(paths[-1].record)
+
+        def one(e: Any, i: int = i) -> EpisodeRecord | EpisodePath:
+            if i < chunk.paths:
+                return record_episode(actor, e, chunk.seed, i, observations=i == 0)
+            return run_episode(actor, e, chunk.seed, i)
+
+        if chunk.video is not None and chunk.video.wants(i):
+            done, film = run_filmed(one, chunk.env_maker, chunk.video, i)
+            films.append(film)
         else:
-            records.append(run_episode(actor, env, chunk.seed, i))
-    return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks), paths)
+            done = one(env)
+        if isinstance(done, EpisodePath):
+            paths.append(done)
+            done = done.record
+        records.append(done)
+    return ChunkResult(chunk.alpha, records, int(actor.steps), int(actor.fallbacks), paths, films)
 
 
 # -- the stage ----------------------------------------------------------------------------------------------
@@ -150,6 +164,7 @@ class _Pending:
 class ProjectedSweep:
     """The ``projected-sweep`` evaluator stage (see the module docstring)."""
 
+    films = True  # every α films the episodes ctx.video asks for, into videos/alpha=<α>/
     inputs: ClassVar[dict[str, StageInput]] = {
         "certificate": StageInput(("certificate",), description="the base policy's certificate"),
         "base": StageInput(("policy",), description="the certified base policy (its weights are checked)"),
@@ -204,14 +219,18 @@ class ProjectedSweep:
         workers = max(1, getattr(ctx.executor, "workers", 1))
         size = max(1, min(64, math.ceil(cfg.episodes / (4 * workers))))
         actors = {a: pickle.dumps(ProjectedActor(base, tasks[a], projection.fresh(), a)) for a in pending}
+        video = ctx.video if ctx.video is not None and ctx.video.every > 0 else None
         chunks = [
-            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))), cfg.paths)
+            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))), cfg.paths, video)
             for a in pending
             for i in range(0, cfg.episodes, size)
         ]
         buckets = {a: _Pending() for a in pending}
+        sinks = {a: VideoSink(ctx.stage_dir, ctx.log.series(alpha=a)) for a in pending}
         with progress_bar(len(pending) * cfg.episodes, f"{ctx.name}: alpha sweep") as advance:
             for result in ctx.executor.map(run_chunk, chunks):
+                for film in result.films:  # before the records, so a stored α never lacks its videos
+                    sinks[result.alpha](film)
                 bucket = buckets[result.alpha]
                 bucket.records.extend(result.records)
                 bucket.steps += result.steps
@@ -378,6 +397,11 @@ class ProjectedSweep:
             scalars["sweep/success_length_mean"] = row["success_length_mean"]
             scalars["sweep/success_length_std"] = row["success_length_std"]
         ctx.log.scalars(step, scalars)
+        # the same row as one series per α, so that loggers that compare runs (W&B) see α as a config value
+        per_alpha = {
+            k.replace("sweep/", "eval/"): v for k, v in scalars.items() if k not in ("sweep/alpha", "sweep/log_alpha")
+        }
+        ctx.log.series(alpha=row["alpha"]).scalars(row["episodes"], per_alpha)
 
 
 @attrs.frozen

@@ -103,6 +103,7 @@ class BetaPosteriorCertifier:
     """The ``beta-posterior`` certifier stage (see the module docstring)."""
 
     needs_env = True
+    films = True  # collect_into_store films what a recipe's video table asks for
     inputs: ClassVar[dict[str, StageInput]] = {
         "policy": StageInput(("policy",), description="the base policy to certify")
     }
