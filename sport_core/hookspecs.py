@@ -171,7 +171,8 @@ def sport_log_scalars(run_dir: Path, stage: str, step: int, scalars: dict, label
     to, as a flat dict of scalars: ``{"alpha": 1.5}`` for one ratio bound of a sweep or of a per-α trainer,
     ``{}`` for the stage as a whole. A logger keeps one series per distinct ``labels`` so that series can be
     compared side by side: TensorBoard writes them to ``<stage>/alpha=1.5``; W&B makes one run per series with
-    the labels in its config (all runs of one ``sport run`` in one group, the stage as the job type). Stages emit labelled events with ``ctx.log.series(alpha=…)``."""
+    the labels in its config (all runs of one ``sport run`` in one group, the stage as the job type). Stages
+    emit labelled events with ``ctx.log.series(alpha=…)``."""
 
 
 @hookspec
