@@ -30,7 +30,6 @@ Frames are taken by :class:`sport_core.filming.EpisodeCamera`, a gymnasium wrapp
 from __future__ import annotations
 
 import os
-import tempfile
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +37,7 @@ from typing import Any, Literal
 import attrs
 import numpy as np
 
+from sport_core.artifacts import atomic_open
 from sport_core.errors import ArtifactError, SportError
 
 VIDEO_EXTRA = "pip install 'sport[video]'"
@@ -102,26 +102,17 @@ def write_video(path: str | os.PathLike, frames: Any, fps: float) -> Path:
     pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
-        with av.open(tmp, mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-            stream.width, stream.height = frames.shape[2], frames.shape[1]
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": "20", "preset": "veryfast"}
-            for frame in frames:
-                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                    container.mux(packet)
-            for packet in stream.encode():
+    with atomic_open(path, "wb") as fh, av.open(fh, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for frame in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        for packet in stream.encode():
+            container.mux(packet)
+    return Path(path)
 
 
 def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
@@ -137,6 +128,26 @@ def read_video(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     if not frames:
         raise ArtifactError(f"{path} holds no video frames")
     return np.stack(frames), fps
+
+
+def gif_bytes(frames: Any, fps: float, max_frames: int | None = None) -> bytes:
+    """An animated GIF of ``frames`` (uint8 (T, H, W, 3)) played at ``fps``, looping. GIF delays are whole
+    hundredths of a second and browsers slow anything under 20 ms down, so a frame lasts at least 20 ms; with
+    ``max_frames``, a longer clip keeps that many evenly spaced frames, each shown longer (same duration)."""
+    import io
+
+    from PIL import Image
+
+    frames = _check_frames(frames)
+    count = len(frames) if max_frames is None else min(len(frames), max_frames)
+    keep = np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))
+    delay_ms = 1000.0 * len(frames) / (fps * len(keep))
+    images = [Image.fromarray(f) for f in frames[keep]]
+    buffer = io.BytesIO()
+    images[0].save(
+        buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(delay_ms)), loop=0
+    )
+    return buffer.getvalue()
 
 
 @attrs.frozen(eq=False)

@@ -342,7 +342,7 @@ def test_a_valid_logger_is_registered_and_receives_events(pm):
             pass
 
     pm.register_logger(Logger(), "logger-0-x", label="loggers[0] (x)")
-    pm.hook.sport_log_scalars(run_dir=None, stage="s", step=3, scalars={"a": 1.0})
+    pm.hook.sport_log_scalars(run_dir=None, stage="s", step=3, scalars={"a": 1.0}, labels={})
     assert calls == [(3, {"a": 1.0})]
 
 
@@ -372,7 +372,7 @@ def test_event_hooks_reach_every_logger_last_registered_first_with_tryfirst_over
     pm.register(logger("b"), name="b")
     pm.register(logger("first", tryfirst=True), name="first")
     pm.register(logger("c"), name="c")
-    pm.hook.sport_log_scalars(run_dir=None, stage="s", step=7, scalars={"x": 1.0})
+    pm.hook.sport_log_scalars(run_dir=None, stage="s", step=7, scalars={"x": 1.0}, labels={})
     assert [c[0] for c in calls] == ["first", "c", "b", "a"]
     assert pm.hook_order("sport_log_scalars") == ["first", "c", "b", "a"]
     assert all(c[1:] == (7, {"x": 1.0}) for c in calls)

@@ -12,8 +12,7 @@ draws steps 0..T only and judges the outcome by T, as the sweep's figures do at 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,12 @@ def add_draw_command(subparsers: Any) -> None:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from sport_core.artifacts import atomic_write_bytes
     from sport_core.drawing import topdown_frames, topdown_image
     from sport_core.paths import read_paths
+    from sport_core.video import gif_bytes, write_video
 
     width, height = args.size
     if not (16 <= width <= 4096 and 16 <= height <= 4096):
@@ -64,14 +67,13 @@ def cmd_draw(args: argparse.Namespace) -> int:
     xy = paths.xy[j] if args.horizon is None else paths.xy[j][: args.horizon + 1]
     if out.suffix.lower() == ".png":
         image = topdown_image(paths.layout, xy, size=(width, height), outcome=paths.outcome(j, args.horizon))
-        _atomic(out, lambda tmp: _pil().fromarray(image).save(tmp, format="PNG"))
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        atomic_write_bytes(out, buffer.getvalue())
     elif out.suffix.lower() == ".mp4":
-        from sport_core.video import write_video
-
         write_video(out, topdown_frames(paths.layout, xy, size=(width, height)), args.fps)
     else:
-        frames = topdown_frames(paths.layout, xy, size=(width, height))
-        _atomic(out, lambda tmp: _write_gif(tmp, frames, args.fps))
+        atomic_write_bytes(out, gif_bytes(topdown_frames(paths.layout, xy, size=(width, height)), args.fps))
     print(out)
     return 0
 
@@ -95,28 +97,3 @@ def _position(episodes: np.ndarray, episode: int | None, index: int | None, sour
 def _stem(source: Path) -> str:
     name = source.name.removesuffix(".npz")
     return name.removesuffix(".paths") or name
-
-
-def _pil() -> Any:
-    from PIL import Image
-
-    return Image
-
-
-def _write_gif(path: str, frames: np.ndarray, fps: float) -> None:
-    images = [_pil().fromarray(f) for f in frames]
-    duration = max(20, round(1000 / fps))  # ms a frame; browsers slow anything faster than 50 fps down
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-
-
-def _atomic(out: Path, write: Any) -> None:
-    """``write(tmp)`` into a temporary file beside ``out``, then rename it to ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -21,6 +21,7 @@ import numpy as np
 
 from sport_core import Component, hookimpl
 from sport_core.context import series_name
+from sport_core.video import gif_bytes
 
 
 @attrs.frozen
@@ -33,24 +34,13 @@ class TensorBoardConfig:
 
 
 def gif_summary(tag: str, frames: np.ndarray, fps: float, max_frames: int) -> Any:
-    """A TensorBoard image summary whose picture is an animated GIF of ``frames`` (uint8 (T, H, W, 3)),
-    played at ``fps`` (GIF delays are whole hundredths of a second; at most ``max_frames`` frames are kept,
-    evenly spaced, with the delay stretched to keep the clip's duration)."""
-    import io
-
-    from PIL import Image
+    """A TensorBoard image summary whose picture is an animated GIF of ``frames`` (uint8 (T, H, W, 3)) at
+    ``fps`` (:func:`sport_core.video.gif_bytes`, at most ``max_frames`` frames)."""
     from tensorboard.compat.proto.summary_pb2 import Summary
 
-    frames = np.asarray(frames, dtype=np.uint8)
-    keep = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int))
-    delay_ms = 1000.0 * len(frames) / (fps * len(keep))
-    images = [Image.fromarray(f) for f in frames[keep]]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(delay_ms)), loop=0
-    )
-    height, width = frames.shape[1:3]
-    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=buffer.getvalue())
+    height, width = np.shape(frames)[1:3]
+    encoded = gif_bytes(frames, fps, max_frames)
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=encoded)
     return Summary(value=[Summary.Value(tag=tag, image=image)])
 
 

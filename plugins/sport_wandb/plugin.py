@@ -33,6 +33,7 @@ import numpy as np
 from sport_core import Component, hookimpl
 from sport_core.context import series_name
 from sport_core.errors import SportError
+from sport_core.video import gif_bytes
 
 WANDB_EXTRA = "pip install 'sport[wandb]'"
 
@@ -68,20 +69,6 @@ def _html(text: str) -> str:
     except ImportError:
         return f"<pre>{html.escape(text)}</pre>"
     return markdown.markdown(text, extensions=["tables", "fenced_code"])
-
-
-def gif_bytes(frames: np.ndarray, fps: float) -> io.BytesIO:
-    """An animated GIF of ``frames`` (uint8 (T, H, W, 3)) at ``fps`` (GIF delays are whole hundredths of a
-    second, at least 2)."""
-    from PIL import Image
-
-    images = [Image.fromarray(f) for f in np.asarray(frames, dtype=np.uint8)]
-    buffer = io.BytesIO()
-    images[0].save(
-        buffer, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0
-    )
-    buffer.seek(0)
-    return buffer
 
 
 class WandbLogger:
@@ -166,7 +153,7 @@ class WandbLogger:
         if path is not None:
             video = self._wandb.Video(str(path), format="mp4")
         else:
-            video = self._wandb.Video(gif_bytes(frames, fps), format="gif")
+            video = self._wandb.Video(io.BytesIO(gif_bytes(frames, fps)), format="gif")
         self._log(run_dir, stage, step, labels, {tag: video})
 
     @hookimpl
