@@ -9,6 +9,7 @@ cannot run code.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from sport_core.errors import ArtifactError
+from sport_core.errors import ArtifactError, DiskFullError
 
 _CHUNK = 1 << 20
 
@@ -39,29 +40,50 @@ def fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+#: errno values that mean "no space left": the device is full, or the user's quota is.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Within the block, a write that fails for want of space (:data:`DISK_FULL`) raises
+    :class:`sport_core.errors.DiskFullError` naming ``path`` (one line), not a bare ``OSError``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise DiskFullError(
+            f"no space left on the device writing {path} ({exc.strerror or 'disk full'}); what was saved before "
+            "is intact: free some space, then resume the run (`sport run --resume RUN_DIR`)"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file next to ``path``; on a clean exit it replaces ``path`` atomically.
 
     If the block raises (or the process dies), ``path`` keeps its previous content and the temporary file
-    is removed (or, after a kill, left as ``.<name>.*.tmp``, which readers ignore).
+    is removed (or, after a kill, left as ``.<name>.*.tmp``, which readers ignore). A full disk is a
+    :class:`sport_core.errors.DiskFullError` naming ``path``.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+                yield fh
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            fsync_dir(target.parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -26,6 +26,8 @@ file was damaged and is refused, as are a foreign file, an unknown version, or a
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import struct
@@ -38,6 +40,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from sport_core.artifacts import writing
 from sport_core.collect import OUTCOMES, EpisodeRecord, outcome_of
 from sport_core.errors import ArtifactError
 
@@ -308,9 +311,16 @@ class EpisodeStore:
         if not blobs:
             return
         data = b"".join(blobs)
-        written = os.write(self._fd, data)
-        if written != len(data):  # a regular file only writes short when the disk is full
-            raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes); is the disk full?")
+        before = os.fstat(self._fd).st_size
+        with writing(self.path):
+            try:
+                written = os.write(self._fd, data)
+                if written != len(data):  # a regular file only writes short when the disk is full
+                    raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            except OSError:
+                with contextlib.suppress(OSError):  # leave no torn record behind (reopening would cut it off)
+                    os.ftruncate(self._fd, before)
+                raise
         self._indices |= new
         self._dirty = True
         if time.monotonic() - self._last_sync >= self._sync_seconds:
@@ -319,15 +329,18 @@ class EpisodeStore:
     def sync(self) -> None:
         """fsync the file (done at most every ``sync_seconds`` while appending, and on close)."""
         if self._fd >= 0 and self._dirty:
-            os.fsync(self._fd)
+            with writing(self.path):
+                os.fsync(self._fd)
             self._dirty = False
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.sync()
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                self.sync()
+            finally:
+                os.close(self._fd)
+                self._fd = -1
 
     def __enter__(self) -> EpisodeStore:
         return self

@@ -19,3 +19,9 @@ class ArtifactError(SportError):
 
 class RegistryError(SportError):
     """A component that no loaded plugin registers was asked for."""
+
+
+class DiskFullError(ArtifactError):
+    """A write failed because the disk (or the user's quota) is full; the message names the file. What was
+    written before it is intact (writes are atomic or append-only), so a resumed run continues once there is
+    space again."""

@@ -7,7 +7,8 @@ status, input hash, output hashes, attempts, times; package versions; git revisi
 A stage's *input hash* covers its component and config, its env, the run seed and the output hashes of the
 stages it consumes. On ``--resume`` a stage is skipped when it completed with the same input hash and its
 outputs still have their recorded hashes; a stage that was running when the run died is called again with
-``ctx.resumed = True`` and continues from its checkpoints.
+``ctx.resumed = True`` and continues from its checkpoints. One process at a time runs a run directory
+(:class:`sport_core.runlock.RunLock`): a second ``--resume`` of a running run is refused with one line.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sport_core.errors import ArtifactError, RecipeError, SportError
 from sport_core.plugins import SportPluginManager
 from sport_core.provenance import git_revision, now_utc, package_versions
 from sport_core.recipe import Recipe, StageSpec, read_toml, validate
+from sport_core.runlock import RunLock
 
 log = logging.getLogger("sport")
 MANIFEST = "manifest.json"
@@ -184,6 +186,10 @@ class Runner:
         if only and len(selected) > len(set(only)):
             extra = [n for n in selected if n not in only]
             log.info("running %s, which %s need%s", ", ".join(extra), ", ".join(only), "s" if len(only) == 1 else "")
+        with RunLock(self.run_dir):
+            return self._run(selected)
+
+    def _run(self, selected: list[str]) -> str:
         manifest = self.read_manifest()
         loggers = []
         try:  # every logger is checked (a misspelt or unmarked event hook is an error) before anything runs

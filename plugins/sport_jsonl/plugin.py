@@ -12,6 +12,7 @@ from typing import IO
 import attrs
 
 from sport_core import Component, hookimpl
+from sport_core.artifacts import writing
 
 
 @attrs.frozen
@@ -35,12 +36,14 @@ class JsonlLogger:
     @hookimpl
     def sport_log_scalars(self, run_dir: Path, stage: str, step: int, scalars: dict, labels: dict) -> None:
         clean = {k: float(v) for k, v in scalars.items() if math.isfinite(float(v))}
-        fh = self._file(run_dir)
         line = {"stage": stage, "step": step, "time": round(time.time(), 3), "scalars": clean}
         if labels:
             line["labels"] = labels
-        fh.write(json.dumps(line) + "\n")
-        fh.flush()
+        path = Path(run_dir) / self.config.filename
+        with writing(path):  # a full disk is a one-line error naming the file
+            fh = self._file(run_dir)
+            fh.write(json.dumps(line) + "\n")
+            fh.flush()
 
     def close(self) -> None:
         for fh in self._files.values():

@@ -39,10 +39,11 @@ import torch
 from sport_core.actors import ProjectedActor, sample_policy
 from sport_core.artifacts import atomic_write_json, atomic_write_text, sha256_file
 from sport_core.bounds import failures_by_horizon
-from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
+from sport_core.checkpoint import clear_checkpoints, resume_checkpoint, save_checkpoint
 from sport_core.devices import resolve_device
 from sport_core.episodes import EpisodeStore
 from sport_core.filming import TrainingCamera
+from sport_core.finite import check_finite, check_parameters, stopped_hint
 from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
 from sport_core.tracking import OUTCOMES, EpisodeRecord
@@ -53,6 +54,15 @@ from sport_ppo.learner import PPOLearner, ProjectedLogProb, ValueMLP, gae, task_
 
 log = logging.getLogger("sport.ppo")
 SUMMARY_FORMAT = "sport-ppo-job-v1"
+#: What each array of a rollout batch is, as non-finite-number errors name it (sport_core.finite).
+ROLLOUT_NAMES = {
+    "obs": "an observation",
+    "x": "the policy's action (pre-tanh sample)",
+    "logp": "the policy's log-density",
+    "adv": "an advantage (from rewards and values)",
+    "ret": "a return (from rewards)",
+    "values": "the critic's value",
+}
 
 
 @attrs.frozen(eq=False)
@@ -176,9 +186,9 @@ def run_job(
     sink = VideoSink(job.video_dir, events, labels=job.video_labels) if job.video is not None else None
     pool = EnvPool(job.env_maker, cfg.num_envs, job.seeds["episodes"], TrainingCamera(job.video, sink))
     s = _Loop()
-    folder = latest_checkpoint(job.checkpoint_dir) if job.resume else None
-    if folder is not None:
-        tensors, arrays, state = load_checkpoint(folder)
+    found = resume_checkpoint(job.checkpoint_dir, f"stage {job.stage} {job.tag}".strip()) if job.resume else None
+    if found is not None:
+        folder, (tensors, arrays, state) = found
         learner.load_state_dict(tensors["learner"])
         if acting is not learner.actor:
             acting.load_state_dict(learner.actor.state_dict())
@@ -201,13 +211,20 @@ def run_job(
     total_rollouts = warmup_rollouts + cfg.total_steps // per_rollout
     t_start = time.perf_counter()
     last_checkpoint = s.step
+    where = f"stage {job.stage!r}" + (f" (alpha {job.alpha:g})" if job.alpha is not None else "")
+    saved_at = s.step if s.step else None
     description = f"{job.stage} {job.tag}".strip() + ": env steps"
     with progress_bar(total_rollouts * per_rollout, description, completed=s.step) as advance:
         while s.rollouts < total_rollouts:
             warmup = s.rollouts < warmup_rollouts
             window = MetricsWindow()
             batch, ratios = _rollout(cfg, pool, acting, sampler, learner, window, s)
+            rollout_end = s.step + per_rollout
+            check_finite(where, rollout_end, {ROLLOUT_NAMES[k]: v for k, v in batch.items()}, stopped_hint(saved_at))
             stats = learner.update(batch, warmup)
+            check_finite(
+                where, rollout_end, {k: v for k, v in stats.items() if k.startswith("loss/")}, stopped_hint(saved_at)
+            )
             if acting is not learner.actor:
                 acting.load_state_dict(learner.actor.state_dict())
             s.rollouts += 1
@@ -229,8 +246,10 @@ def run_job(
                 log_scalars(s.step, scalars)
             advance(per_rollout)
             if s.step - last_checkpoint >= cfg.checkpoint_every and s.rollouts < total_rollouts:
+                nets = {"actor": learner.actor, "critic": learner.critic}
+                check_parameters(where, s.step, nets, stopped_hint(saved_at))  # never save poisoned weights
                 _save(job, learner, pool, s, s.elapsed + time.perf_counter() - t_start)
-                last_checkpoint = s.step
+                last_checkpoint = saved_at = s.step
     s.elapsed += time.perf_counter() - t_start
     running = [pool.trackers[j].record(pool.index[j], pool.seed) for j in range(len(pool))]
     pool.close()

@@ -17,7 +17,7 @@ import numpy as np
 
 from sport_core import Component, hookimpl
 from sport_core.actors import PolicyActor, RandomActor
-from sport_core.artifacts import atomic_write_json, atomic_write_text
+from sport_core.artifacts import atomic_write_json, atomic_write_text, writing
 from sport_core.collect import OUTCOMES, EpisodeRecord, iter_collect
 from sport_core.progress import progress_bar
 from sport_core.stages import StageInput
@@ -96,6 +96,7 @@ class RolloutEvaluator:
             atomic_write_text(path, "".join(_record_to_json(done[i]) + "\n" for i in sorted(done)))
         todo = [i for i in range(cfg.episodes) if i not in done]
         with (
+            writing(path),  # a full disk is a one-line error naming the file; complete lines stay readable
             open(path, "a", encoding="utf-8") as fh,
             progress_bar(cfg.episodes, f"{ctx.name}: episodes", len(done)) as advance,
         ):

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from sport_core.artifacts import atomic_write_json
-from sport_core.checkpoint import clear_checkpoints, latest_checkpoint, load_checkpoint, save_checkpoint
+from sport_core.checkpoint import clear_checkpoints, resume_checkpoint, save_checkpoint
 from sport_core.config import configured_component, unstructure
 from sport_core.devices import resolve_device
 from sport_core.errors import SportError
 from sport_core.filming import TrainingCamera
+from sport_core.finite import check_finite, check_parameters, stopped_hint
 from sport_core.metrics import MetricsWindow
 from sport_core.progress import progress_bar
 from sport_core.seeding import episode_seed, stage_seeds
@@ -92,8 +93,9 @@ class TrainState:
         tensors = {"learner": self.learner.state_dict(), "act_generator": self.act_gen.get_state()}
         save_checkpoint(directory, self.step, tensors, self.replay.state_dict(), loop)
 
-    def restore(self, folder: Path) -> None:
-        tensors, replay, loop = load_checkpoint(folder)
+    def restore(self, loaded: tuple[dict, dict, dict]) -> None:
+        """Continue from a loaded checkpoint (:func:`sport_core.checkpoint.resume_checkpoint`)."""
+        tensors, replay, loop = loaded
         self.learner.load_state_dict(tensors["learner"])
         self.act_gen.set_state(tensors["act_generator"])
         self.replay.load_state_dict(replay)
@@ -194,9 +196,10 @@ class SACTrainer:
             torch.manual_seed(seeds["init"])
             actor, pconf = self._build_policy(ctx, sp)
             state = self._state(ctx, actor, obs_dim, act_dim, seeds, resolve_device(cfg.device, ctx.name))
-        folder = latest_checkpoint(ctx.checkpoint_dir) if ctx.resumed else None
-        if folder is not None:
-            state.restore(folder)
+        found = resume_checkpoint(ctx.checkpoint_dir, f"stage {ctx.name}") if ctx.resumed else None
+        if found is not None:
+            folder, loaded = found
+            state.restore(loaded)
             log.info(
                 "stage %s: resumed from %s (step %d, episode %d, level %d)",
                 ctx.name,
@@ -230,6 +233,8 @@ class SACTrainer:
         beta_span = cfg.per_beta_end - cfg.per_beta_start
         low_t, span_t = torch.from_numpy(bias - scale), torch.from_numpy(2.0 * scale)
         act_dim = len(scale)
+        where = f"stage {ctx.name!r}"
+        saved_at = s.step if s.step else None  # the checkpoint this attempt resumed from (None: a fresh start)
         maker = self._level_maker(ctx, curriculum)
         camera = TrainingCamera(ctx.video, VideoSink(ctx.stage_dir, ctx.log))
         if env is None or camera.video is not None:
@@ -245,7 +250,9 @@ class SACTrainer:
                 else:
                     x = torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
                     action = actor.act(x, generator=s.act_gen)[0].to(torch.float64).numpy()
+                    check_finite(where, s.step + 1, {"the policy's action": action}, stopped_hint(saved_at))
                 next_obs, reward, terminated, truncated, info = env.step(action)
+                check_finite(where, s.step + 1, {"reward": reward, "observation": next_obs}, stopped_hint(saved_at))
                 replay.add(obs, action, reward, next_obs, terminated)
                 s.step += 1
                 window.steps += 1
@@ -260,6 +267,17 @@ class SACTrainer:
                         w = None if b.weights is None else b.weights.to(device)
                         stats = learner.update(*on, w)
                         actor.load_state_dict(learner.actor.state_dict())
+                    check_finite(
+                        where,
+                        s.step,
+                        {
+                            "loss/critic": stats.critic_loss,
+                            "loss/actor": stats.actor_loss,
+                            "loss/entropy_coef": stats.alpha_loss,
+                            "the TD errors": stats.td_abs,
+                        },
+                        stopped_hint(saved_at),
+                    )
                     replay.update_priorities(b.index, stats.td_abs)
                     _window_add_update(window, stats)
                 if terminated or truncated:
@@ -278,8 +296,10 @@ class SACTrainer:
                         if not cfg.curriculum_keep_buffer:
                             replay.clear()
                     if s.step - last_checkpoint >= cfg.checkpoint_every and s.step < total:
+                        nets = {"actor": learner.actor, "critic": learner.critic}
+                        check_parameters(where, s.step, nets, stopped_hint(saved_at))  # never save poisoned weights
                         s.save(ctx.checkpoint_dir, s.elapsed + time.perf_counter() - t_start)
-                        last_checkpoint = s.step
+                        last_checkpoint = saved_at = s.step
                     obs, _ = camera.reset(env, s.episode, seed=episode_seed(seeds["env"], s.episode, "env"))
                     episode.reset()
                 else:
@@ -299,6 +319,7 @@ class SACTrainer:
                     advance(window.steps)
                     window = MetricsWindow()
         env.close()
+        check_parameters(where, s.step, {"actor": learner.actor, "critic": learner.critic}, stopped_hint(saved_at))
         s.elapsed += time.perf_counter() - t_start
         return maker
 

@@ -261,7 +261,19 @@ class ProjectedSweep:
             if extras.get(row["alpha"]):
                 row.update(extras[row["alpha"]])
         star = [r for r in cert["bounds"] if cfg.horizon is None and r["bound"] == bound]
+        fallbacks = sum(r["fallbacks"] for r in result["rows"])
+        projected = sum(r["projected_steps"] for r in result["rows"])
+        if fallbacks:
+            log.warning(
+                "stage %s: the projection fell back to the base in %d of %d projected steps (non-finite or "
+                "unsolvable rows; those steps acted with the base, so the ratio bound still held): %s",
+                ctx.name,
+                fallbacks,
+                projected,
+                ", ".join(f"alpha={r['alpha']:g}: {r['fallbacks']}" for r in result["rows"] if r["fallbacks"]),
+            )
         result.update(
+            fallbacks={"total": fallbacks, "projected_steps": projected},
             format=SWEEP_FORMAT,
             alpha_star=star[0]["alpha_star"] if star else None,
             scenario=cert["scenario"],
