@@ -373,3 +373,68 @@ def test_the_lock_is_held_exactly_while_a_run_runs(pm, tmp_path):
     assert seen == ["held"]
     with RunLock(runner.run_dir):
         pass
+
+
+# -- evaluation: the projection's fallbacks ------------------------------------------------------------------
+
+
+def test_a_task_policy_that_outputs_nan_is_projected_onto_the_base_and_the_sweep_reports_it(
+    sport_plugin_manager, tmp_path, caplog
+):
+    """Every row the projection cannot solve (here: a NaN task mean) acts with the base, which satisfies any
+    ratio bound; the sweep counts those fallbacks per α and in total, and warns."""
+    import torch
+
+    from sport_core.testing import goal_seeking_policy, pointmass_recipe
+    from sport_core.weights import load_card, save_policy
+
+    pm = sport_plugin_manager()
+    base = Runner.create(
+        validate(
+            pointmass_recipe(
+                [
+                    {"name": "base", "evaluator": "goal-seeker"},
+                    {
+                        "name": "certify",
+                        "certifier": "scenario",
+                        "inputs": {"policy": "base"},
+                        "config": {"episodes": 30},
+                    },
+                ]
+            ),
+            pm.registry,
+        ),
+        pm,
+        tmp_path / "base",
+    )
+    assert base.run() == "completed"
+    base_w = base.run_dir / "base" / "policy.safetensors"
+    broken = goal_seeking_policy(pm.registry, load_card(base_w).obs_dim)
+    with torch.no_grad():
+        broken.mlp_layout().mu_head.bias.fill_(float("nan"))
+    task_w = save_policy(tmp_path / "nan-task.safetensors", broken, load_card(base_w))
+
+    sweep = {
+        "name": "sweep",
+        "evaluator": "projected-sweep",
+        "inputs": {
+            "certificate": f"file:{base.run_dir / 'certify' / 'certificate.json'}",
+            "base": f"file:{base_w}",
+            "task": f"file:{task_w}",
+        },
+        "config": {"alphas": [1.5, 3.0], "episodes": 10, "paths": 0},
+    }
+    runner = Runner.create(validate(pointmass_recipe([sweep]), pm.registry), pm, tmp_path / "sweep")
+    assert runner.run() == "completed"
+    result = json.loads((runner.run_dir / "sweep" / "sweep.json").read_text())
+    assert all(r["episodes"] == 10 and r["fallbacks"] == r["projected_steps"] > 0 for r in result["rows"])
+    assert result["fallbacks"] == {
+        "total": sum(r["fallbacks"] for r in result["rows"]),
+        "projected_steps": sum(r["projected_steps"] for r in result["rows"]),
+    }
+    assert "the projection fell back to the base in" in caplog.text
+    # acting with the base at every step: the base's own episodes (common random numbers), whatever α
+    certified = read_episodes(base.run_dir / "certify" / "episodes.bin").records
+    for alpha in ("alpha-1.5", "alpha-3.0"):
+        swept = read_episodes(runner.run_dir / "sweep" / "alphas" / f"{alpha}.bin").records
+        assert np.array_equal(np.sort(swept, order="index"), np.sort(certified, order="index")[:10])
