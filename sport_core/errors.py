@@ -25,3 +25,9 @@ class DiskFullError(ArtifactError):
     """A write failed because the disk (or the user's quota) is full; the message names the file. What was
     written before it is intact (writes are atomic or append-only), so a resumed run continues once there is
     space again."""
+
+
+class WorkerDiedError(SportError):
+    """An executor's task kept killing the worker process that ran it (every retry used up); the message names
+    the task. Executors raise it instead of hanging or passing on their pool's own exception (see
+    :class:`sport_core.protocols.Executor`)."""

@@ -175,6 +175,14 @@ class Executor(Protocol):
 
     ``fn`` and the tasks must be picklable for out-of-process executors. ``workers`` is the parallelism;
     an optional ``in_process = True`` says tasks run in the caller (so batching them gains nothing).
+
+    A worker that dies while running a task (killed, out of memory, a crash in native code) must not cost the
+    map: the executor runs the task again on a fresh worker, up to its ``max_task_retries`` times, yields each
+    task's result exactly once and loses none; when a task keeps killing its worker it ends the map with a
+    one-line :class:`sport_core.errors.WorkerDiedError` naming the task, never a hang or a traceback. A retry
+    is a second run of ``fn(task)``, so tasks must be deterministic (their own seeds) or idempotent (resuming
+    from their own checkpoints), as sport's episode chunks and training jobs are. A task's own exception is
+    not a death: it is raised in the caller as itself and not retried.
     """
 
     workers: int

@@ -21,16 +21,12 @@ from typing import Any
 
 import attrs
 
-from sport_core.errors import SportError
+from sport_core.errors import WorkerDiedError
 
 log = logging.getLogger("sport")
 
 #: Seconds to wait for a broken pool to fail the rest of its tasks (it does so at once; this only bounds a bug).
 BREAK_GRACE_S = 60.0
-
-
-class WorkerDiedError(SportError):
-    """A task kept killing the worker that ran it (every retry used up); the message names the task."""
 
 
 @attrs.frozen
@@ -119,13 +115,13 @@ class ProcessExecutor:
     A worker that dies abruptly (SIGKILL, ``os._exit``, a segfault, the OOM killer) breaks the pool, which
     fails every task in flight without saying which one killed it. The executor then starts fresh workers and
     runs those tasks again, each alone in a one-worker pool (as many at once as there are workers), so that a
-    death convicts its task; once they have all returned it goes back to one shared pool. A task's result is
-    yielded once, and none is lost. A task whose worker died more than ``max_task_retries`` times (the last
-    of them while it ran alone) ends the map with a one-line :class:`WorkerDiedError` naming the task (its number, from
-    0, in the order the map took the tasks) and the worker's exit code. Re-running a task must give what its
-    first run would have given: tasks must be deterministic (their own seeds) or idempotent (resuming from
-    their own checkpoints), as sport's episode chunks and training jobs are. A task's own exception is not a
-    death: it is raised in the caller as itself, and not retried.
+    death convicts its task; once they have all returned it goes back to one shared pool. Each result is
+    yielded once, and no task is lost. A task whose worker died more than ``max_task_retries`` times, the last
+    of them while it ran alone, ends the map with a one-line :class:`WorkerDiedError` naming the task (its
+    number, from 0, in the order the map took the tasks) and the worker's exit code. Re-running a task must
+    give what its first run would have given: tasks must be deterministic (their own seeds) or idempotent
+    (resuming from their own checkpoints), as sport's episode chunks and training jobs are. A task's own
+    exception is not a death: it is raised in the caller as itself, and not retried.
     """
 
     def __init__(self, config: ProcessConfig | None = None) -> None:
@@ -217,10 +213,10 @@ class ProcessExecutor:
                         deaths[run.number] += 1
                     suspects.extend((run.number, run.task) for run in shared_deaths)
                     log.warning(
-                        "process executor: a worker died (%s) and took down the pool; running the %d tasks that "
-                        "had not returned again, each alone in a fresh worker, to find the one that killed it",
+                        "process executor: a worker died (%s) and took down the pool; running the %s that had not "
+                        "returned again, each alone in a fresh worker, to find the one that killed it",
                         how,
-                        len(shared_deaths),
+                        "task" if len(shared_deaths) == 1 else f"{len(shared_deaths)} tasks",
                     )
         finally:
             # Queued tasks are cancelled; tasks already running (an α's whole fine-tuning, say) would keep

@@ -9,7 +9,13 @@ initialised in this process, that connection is used as it is and left running t
 
 ``map(fn, tasks)`` keeps at most ``max_in_flight`` tasks submitted (default 2 × the cluster's CPUs) and yields
 results as they finish (``ray.wait``): a long task stream is never materialised, and an interruption loses,
-and cancels, only the tasks in flight. A task's exception is re-raised in the caller as itself. Each task
+and cancels, only the tasks in flight. A task's exception is re-raised in the caller as itself (and not
+retried). A task whose worker process dies (killed, out of memory, a crash in native code, its node lost) is
+run again by Ray, up to ``max_task_retries`` times; then the map ends with a one-line
+:class:`~sport_core.errors.WorkerDiedError` naming the task (its number, from 0, in the order the map
+took the tasks). Re-running a task must give what its first run would have given: tasks must be deterministic
+(their own seeds) or idempotent (resuming from their own checkpoints), as sport's episode chunks and training
+jobs are; a result is yielded once, and none is lost. Each task
 asks for one CPU and no GPU, hides every GPU from torch and runs torch with one thread, since the cluster
 already runs one task per core. ``fn`` and the tasks travel by (cloud)pickle, module-level functions by
 reference: the workers must be able to import them (this project's packages, when it is installed in the
@@ -28,7 +34,7 @@ from typing import Any
 import attrs
 import torch
 
-from sport_core.errors import SportError
+from sport_core.errors import SportError, WorkerDiedError
 
 #: Seconds to wait for a TCP connection to a cluster's address before calling it unreachable.
 CONNECT_TIMEOUT_S = 5.0
@@ -47,7 +53,8 @@ class RayConfig:
 
     ``address``: None starts a new local cluster; ``"auto"``, ``"host:port"`` or ``"ray://host:port"`` joins a
     running one. ``num_cpus``: size of a local cluster (default: every core; not with ``address``).
-    ``max_in_flight``: tasks submitted at once (0 = 2 × the cluster's CPUs). ``namespace``: the Ray namespace.
+    ``max_in_flight``: tasks submitted at once (0 = 2 × the cluster's CPUs). ``max_task_retries``: how many times
+    Ray runs a task again whose worker died, before the map gives up. ``namespace``: the Ray namespace.
     ``runtime_env``: a Ray runtime environment for the tasks (e.g. ``{env_vars = {...}}``, ``py_modules``),
     for workers that cannot import this project as installed.
     """
@@ -55,6 +62,7 @@ class RayConfig:
     address: str | None = None
     num_cpus: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
     max_in_flight: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    max_task_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     namespace: str | None = None
     runtime_env: dict[str, Any] | None = attrs.field(default=None, hash=False)
 
@@ -103,6 +111,13 @@ def _run_task(fn: Callable[[Any], Any], task: Any) -> Any:
     return fn(task)
 
 
+def _worker_deaths(ray: Any) -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task whose worker process, or its node, died (a SIGKILLed or ``os._exit``-ed worker
+    gives ``WorkerCrashedError``; the OOM killer of Ray's memory monitor gives ``OutOfMemoryError``)."""
+    names = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "OutOfMemoryError")
+    return tuple(getattr(ray.exceptions, name) for name in names if hasattr(ray.exceptions, name))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -118,7 +133,9 @@ def _auth_refused(exc: BaseException | None) -> bool:
 
 
 class RayExecutor:
-    """Runs tasks on a Ray cluster; ``workers`` is the cluster's CPU count (see the module docstring)."""
+    """Runs tasks on a Ray cluster; ``workers`` is the cluster's CPU count. A task whose worker dies is run again
+    by Ray up to ``max_task_retries`` times, then the map raises a one-line :class:`WorkerDiedError`; tasks must
+    therefore be deterministic or idempotent (see the module docstring)."""
 
     def __init__(self, config: RayConfig | None = None) -> None:
         self.config = config = config or RayConfig()
@@ -151,7 +168,8 @@ class RayExecutor:
                 raise RayExecutorError(f"cannot {where}: {_first_line(exc)}{hint}") from exc
             self._owns = True
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 0)))
-        options: dict[str, Any] = {"num_cpus": 1, "num_gpus": 0}
+        # Ray runs a task again when its worker dies (not when the task raises: retry_exceptions stays off).
+        options: dict[str, Any] = {"num_cpus": 1, "num_gpus": 0, "max_retries": config.max_task_retries}
         if config.runtime_env is not None:
             options["runtime_env"] = config.runtime_env
         self._remote = ray.remote(**options)(_run_task)
@@ -161,22 +179,27 @@ class RayExecutor:
         ray = self._ray
         limit = self.config.max_in_flight or 2 * self.workers
         fn_ref = ray.put(fn)  # shipped once, not with every task
-        iterator = iter(tasks)
+        deaths = _worker_deaths(ray)
+        iterator = enumerate(tasks)
         pending: list[Any] = []
+        numbers: dict[Any, int] = {}  # task ref -> the task's number in this map
         exhausted = False
         try:
             while True:
                 while not exhausted and len(pending) < limit:
                     try:
-                        task = next(iterator)
+                        number, task = next(iterator)
                     except StopIteration:
                         exhausted = True
                         break
-                    pending.append(self._remote.remote(fn_ref, task))
+                    ref = self._remote.remote(fn_ref, task)
+                    pending.append(ref)
+                    numbers[ref] = number
                 if not pending:
                     return
                 ready, pending = ray.wait(pending, num_returns=1)
                 for ref in ready:
+                    number = numbers.pop(ref)
                     try:
                         result = ray.get(ref)
                     except ray.exceptions.RayTaskError as err:
@@ -184,6 +207,13 @@ class RayExecutor:
                         if isinstance(cause, BaseException):  # as the inline executor would raise it
                             raise cause from err
                         raise
+                    except deaths as err:  # Ray has used up the task's retries
+                        raise WorkerDiedError(
+                            f"ray executor: a worker died {self.config.max_task_retries + 1} times running task "
+                            f"{number} of this map ({type(err).__name__}: {_first_line(err)}); giving up (the "
+                            "task's inputs may crash the worker: see the worker's stderr, worker-*.err in the logs of "
+                            "the Ray session)"
+                        ) from err
                     yield result
         finally:
             for ref in pending:
