@@ -32,6 +32,7 @@ from sport_core.plugins import SportPluginManager
 from sport_core.provenance import git_revision, now_utc, package_versions
 from sport_core.recipe import Recipe, StageSpec, read_toml, validate
 from sport_core.runlock import RunLock
+from sport_core.video import require_video_writer
 
 log = logging.getLogger("sport")
 MANIFEST = "manifest.json"
@@ -286,6 +287,8 @@ class Runner:
             resumed=resumed,
             video=stage.video,
         )
+        if stage.video is not None and stage.video.every > 0:
+            require_video_writer()  # a missing PyAV is a one-line error now, not after the first filmed episode
         self.pm.hook.sport_stage_started(run_dir=self.run_dir, stage=stage.name, stage_dir=stage_dir, resumed=resumed)
         log.info("stage %s: %s %s%s", stage.name, stage.kind, stage.component.name, " (resumed)" if resumed else "")
         t0 = time.perf_counter()

@@ -79,6 +79,11 @@ def _av() -> Any:
     return av
 
 
+def require_video_writer() -> None:
+    """Raise the one-line :class:`SportError` naming the ``video`` extra unless videos can be written."""
+    _av()
+
+
 def video_path(stage_dir: Path, index: int, labels: dict[str, Any] | None = None, name: str = "episode") -> Path:
     """Where a stage keeps the video of episode ``index``: ``<stage>/videos[/<k>=<v>…]/<name>-<index:06d>.mp4``."""
     from sport_core.context import series_name

@@ -90,6 +90,15 @@ def test_without_pyav_writing_a_video_is_a_one_line_error_naming_the_extra(tmp_p
         write_video(tmp_path / "x.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps=2)
 
 
+def test_without_pyav_a_stage_that_films_stops_before_it_runs(pm, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    data = rollout_recipe({"every": 1, "source": "topdown"}, env={"kind": "pointmass", "layout_seed": 8})
+    runner = Runner.create(validate(data, pm.registry), pm, tmp_path)
+    with pytest.raises(SportError, match=r"pip install 'sport\[video\]'"):
+        runner.run()
+    assert not (runner.run_dir / "eval" / "episodes.jsonl").exists()  # nothing ran
+
+
 # -- the recipe's video table ---------------------------------------------------------------------------------
 
 
