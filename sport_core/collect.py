@@ -280,6 +280,9 @@ def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context
             for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor, video=video, on_film=sink):
                 store.append(record)
                 advance(1)
+    from sport_core.episodes import sort_store
+
+    sort_store(path)  # its bytes (and hash) then do not depend on the order the workers finished in
     stored = read_episodes(path, strict=True)
     if len(stored) != episodes:
         raise ArtifactError(f"{path} holds {len(stored)} episodes, expected {episodes}; delete it and re-run")

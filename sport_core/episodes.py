@@ -11,7 +11,9 @@ File layout (little-endian):
   (seed, i)), a 32-byte context digest (SHA-256 of a text naming what was collected, e.g. the policy's
   weight hash and the env config, so that a resumed collection cannot mix in episodes of something else),
   4 reserved zero bytes and the CRC-32 of the 60 bytes before it.
-* Records, 32 bytes each (:data:`RECORD_DTYPE`), in the order they finished (not necessarily by index):
+* Records, 32 bytes each (:data:`RECORD_DTYPE`), in the order they finished (not necessarily by index; a
+  finished collection is rewritten in index order by :func:`sort_store`, so its bytes do not depend on the
+  workers):
   ``index`` uint32, ``goal_step`` int32, ``violation_step`` int32, ``length`` int32 (steps; −1 = never for
   the two event steps), ``ret`` float64 (the undiscounted return, kept exactly), ``outcome`` uint8 (0 goal,
   1 violation, 2 timeout: the order of :data:`sport_core.collect.OUTCOMES`), 3 reserved zero bytes, and
@@ -40,7 +42,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from sport_core.artifacts import writing
+from sport_core.artifacts import atomic_write_bytes, writing
 from sport_core.collect import OUTCOMES, EpisodeRecord, outcome_of
 from sport_core.errors import ArtifactError
 
@@ -219,6 +221,22 @@ def read_episodes(path: str | os.PathLike, *, strict: bool = False, what: str = 
     if strict and torn:
         raise ArtifactError(f"{p}: the episode store ends in {torn} bytes of a torn (unfinished) record")
     return EpisodeFile(p, header, _sorted_unique(records, p), torn)
+
+
+def sort_store(path: str | os.PathLike) -> bool:
+    """Rewrite a finished store with its records in index order (atomically; same header and records), so
+    that its bytes, and hash, do not depend on the order in which workers finished. Returns whether it had to
+    be rewritten. The store must be whole (as :func:`read_episodes` with ``strict``)."""
+    p = Path(path)
+    raw = p.read_bytes()
+    _, records, torn = _parse(raw, p)
+    if torn:
+        raise ArtifactError(f"{p}: the episode store ends in {torn} bytes of a torn (unfinished) record")
+    ordered = _sorted_unique(records, p)
+    if np.array_equal(ordered["index"], records["index"]):
+        return False
+    atomic_write_bytes(p, raw[:HEADER_SIZE] + ordered.tobytes())
+    return True
 
 
 def to_episode_records(records: np.ndarray, seed: int) -> list[EpisodeRecord]:

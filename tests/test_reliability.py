@@ -438,3 +438,23 @@ def test_a_task_policy_that_outputs_nan_is_projected_onto_the_base_and_the_sweep
     for alpha in ("alpha-1.5", "alpha-3.0"):
         swept = read_episodes(runner.run_dir / "sweep" / "alphas" / f"{alpha}.bin").records
         assert np.array_equal(np.sort(swept, order="index"), np.sort(certified, order="index")[:10])
+
+
+def test_a_finished_certification_store_is_in_index_order_whatever_the_workers(pm, tmp_path):
+    """Records are appended as workers finish; the finished store is rewritten in index order, so its bytes
+    and the hash the certificate records are the same with 1 worker or 2."""
+    from sport_core.episodes import HEADER_SIZE, RECORD_DTYPE
+
+    hashes = []
+    for executor in ({"kind": "inline"}, {"kind": "process", "workers": 2, "max_in_flight": 8}):
+        data = certify_recipe(pm.registry, episodes=80).to_dict()
+        data["executor"] = executor
+        runner = Runner.create(validate(data, pm.registry), pm, tmp_path / executor["kind"])
+        assert runner.run() == "completed"
+        store = runner.run_dir / "certify" / "episodes.bin"
+        raw = np.frombuffer(store.read_bytes()[HEADER_SIZE:], RECORD_DTYPE)
+        assert list(raw["index"]) == list(range(80))
+        cert = json.loads((runner.run_dir / "certify" / "certificate.json").read_text())
+        assert cert["episode_store"]["sha256"] == sha256_file(store)
+        hashes.append(sha256_file(store))
+    assert hashes[0] == hashes[1]

@@ -195,7 +195,11 @@ def run_job(
         pool.restore(state["pool"], arrays, tensors["pool_generators"])
         s.step, s.rollouts, s.elapsed = int(state["step"]), int(state["rollouts"]), float(state["elapsed"])
         s.records = _records_from(arrays, job.seeds["episodes"])
-        s.metrics = [(int(step), {k: float(v) for k, v in scalars.items()}) for step, scalars in state["metrics"]]
+        # as they were logged: JSON keeps ints (an episode count) apart from floats; "inf"/"nan" strings are floats
+        s.metrics = [
+            (int(step), {k: v if isinstance(v, (int, float)) else float(v) for k, v in scalars.items()})
+            for step, scalars in state["metrics"]
+        ]
         s.fallbacks = int(state["fallbacks"])
         s.warmup_episodes = int(state["warmup_episodes"])
         log.info("stage %s %s: resumed from %s (step %d)", job.stage, job.tag, folder.name, s.step)

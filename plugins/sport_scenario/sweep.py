@@ -355,10 +355,13 @@ class ProjectedSweep:
         store_path = out / f"{alpha_tag(alpha)}.bin"
         if store_path.exists():
             store_path.unlink()  # an earlier attempt died between the store and the JSON
+        # by index, whatever order the workers finished in: the floating-point sums (length mean/std) then
+        # come out bit for bit the same as sweep.json's, which reads the stores, whatever the worker count
+        records = sorted(bucket.records, key=lambda r: r.index)
         with EpisodeStore.open(store_path, ctx.seed, _context_text(context)) as store:
-            store.extend(sorted(bucket.records, key=lambda r: r.index))
+            store.extend(records)
         cfg = self.config
-        (row,) = evaluate_policy_records(cert, {alpha: bucket.records}, bound=cfg.bound, horizon=cfg.horizon)["rows"]
+        (row,) = evaluate_policy_records(cert, {alpha: records}, bound=cfg.bound, horizon=cfg.horizon)["rows"]
         summary = {
             "format": ALPHA_FORMAT,
             "context": context,
