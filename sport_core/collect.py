@@ -121,12 +121,16 @@ def worker_camera(env_maker_blob: bytes, video: VideoConfig) -> Any:
 
 
 def run_filmed(
-    run: Callable[[Any], EpisodeRecord | Any], env_maker_blob: bytes, video: VideoConfig, index: int
-) -> tuple[Any, Film]:
-    """``run(env)`` (one episode, e.g. ``lambda env: run_episode(actor, env, seed, index)``) on the filmable env,
-    filmed: returns what ``run`` returned and the episode's :class:`~sport_core.video.Film`."""
+    run: Callable[[Any], EpisodeRecord | Any], env_maker_blob: bytes, video: VideoConfig | None, index: int
+) -> tuple[Any, Film | None]:
+    """``run(env)`` (episode ``index``, e.g. ``lambda env: run_episode(actor, env, seed, index)``) in a worker:
+    filmed on the filmable env when ``video`` asks for ``index``, giving what ``run`` returned and the
+    episode's :class:`~sport_core.video.Film`; otherwise on the worker's plain env (:func:`worker_env`), with
+    no film."""
     from sport_core.filming import frame_rate
 
+    if video is None or not video.wants(index):
+        return run(worker_env(env_maker_blob)), None
     camera = worker_camera(env_maker_blob, video)
     camera.arm()
     result = run(camera)
@@ -137,18 +141,15 @@ def run_filmed(
 
 
 def _run_chunk(chunk: _Chunk) -> _ChunkResult:
-    env = worker_env(chunk.env_maker)
     actor = _cached(_ACTOR_CACHE, chunk.actor, lambda a: a)
     records, films = [], []
     for i in chunk.indices:
-        if chunk.video is not None and chunk.video.wants(i):
-            record, film = run_filmed(
-                lambda e, i=i: run_episode(actor, e, chunk.seed, i, chunk.trajectory), chunk.env_maker, chunk.video, i
-            )
-            records.append(record)
+        record, film = run_filmed(
+            lambda e, i=i: run_episode(actor, e, chunk.seed, i, chunk.trajectory), chunk.env_maker, chunk.video, i
+        )
+        records.append(record)
+        if film is not None:
             films.append(film)
-        else:
-            records.append(run_episode(actor, env, chunk.seed, i, chunk.trajectory))
     return _ChunkResult(records, films)
 
 
@@ -260,7 +261,7 @@ def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context
     the finished store (:class:`sport_core.episodes.EpisodeFile`), read back strictly."""
     if not ctx.resumed and path.exists():
         path.unlink()  # a fresh attempt never mixes with leftovers of an earlier configuration
-    from sport_core.episodes import EpisodeStore, read_episodes
+    from sport_core.episodes import EpisodeStore, sort_store
     from sport_core.progress import progress_bar
     from sport_core.video import VideoSink
 
@@ -280,10 +281,7 @@ def collect_into_store(ctx: Any, actor: Any, env_maker: Any, path: Path, context
             for record in iter_collect(actor, env_maker, todo, ctx.seed, ctx.executor, video=video, on_film=sink):
                 store.append(record)
                 advance(1)
-    from sport_core.episodes import sort_store
-
-    sort_store(path)  # its bytes (and hash) then do not depend on the order the workers finished in
-    stored = read_episodes(path, strict=True)
+    stored = sort_store(path)  # its bytes (and hash) then do not depend on the order the workers finished in
     if len(stored) != episodes:
         raise ArtifactError(f"{path} holds {len(stored)} episodes, expected {episodes}; delete it and re-run")
     return stored

@@ -223,20 +223,19 @@ def read_episodes(path: str | os.PathLike, *, strict: bool = False, what: str = 
     return EpisodeFile(p, header, _sorted_unique(records, p), torn)
 
 
-def sort_store(path: str | os.PathLike) -> bool:
-    """Rewrite a finished store with its records in index order (atomically; same header and records), so
-    that its bytes, and hash, do not depend on the order in which workers finished. Returns whether it had to
-    be rewritten. The store must be whole (as :func:`read_episodes` with ``strict``)."""
+def sort_store(path: str | os.PathLike) -> EpisodeFile:
+    """Rewrite a finished store with its records in index order (atomically; same header and records; only if
+    they are not in that order already), so that its bytes, and hash, do not depend on the order in which
+    workers finished; returns it, read strictly (as :func:`read_episodes` with ``strict``)."""
     p = Path(path)
     raw = p.read_bytes()
-    _, records, torn = _parse(raw, p)
+    header, records, torn = _parse(raw, p)
     if torn:
         raise ArtifactError(f"{p}: the episode store ends in {torn} bytes of a torn (unfinished) record")
     ordered = _sorted_unique(records, p)
-    if np.array_equal(ordered["index"], records["index"]):
-        return False
-    atomic_write_bytes(p, raw[:HEADER_SIZE] + ordered.tobytes())
-    return True
+    if not np.array_equal(ordered["index"], records["index"]):
+        atomic_write_bytes(p, raw[:HEADER_SIZE] + ordered.tobytes())
+    return EpisodeFile(p, header, ordered, 0)
 
 
 def to_episode_records(records: np.ndarray, seed: int) -> list[EpisodeRecord]:
@@ -329,16 +328,12 @@ class EpisodeStore:
         if not blobs:
             return
         data = b"".join(blobs)
-        before = os.fstat(self._fd).st_size
         with writing(self.path):
-            try:
-                written = os.write(self._fd, data)
-                if written != len(data):  # a regular file only writes short when the disk is full
-                    raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
-            except OSError:
+            written = os.write(self._fd, data)  # raises having written nothing, or writes short when full
+            if written != len(data):
                 with contextlib.suppress(OSError):  # leave no torn record behind (reopening would cut it off)
-                    os.ftruncate(self._fd, before)
-                raise
+                    os.ftruncate(self._fd, os.fstat(self._fd).st_size - written)
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
         self._indices |= new
         self._dirty = True
         if time.monotonic() - self._last_sync >= self._sync_seconds:

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 
 from sport_core.errors import SportError
-from sport_core.video import VideoConfig
+from sport_core.video import Film, VideoConfig
 
 
 def filming_env(env_maker: Any, config: VideoConfig) -> Any:
@@ -127,6 +127,4 @@ class TrainingCamera:
     def finish(self, env: Any, index: int) -> None:
         if self.video is None or not env.filming:
             return
-        from sport_core.video import Film
-
         self.on_film(Film(index, env.take(), frame_rate(self.video, env)))

@@ -47,7 +47,7 @@ from sport_core.actors import ProjectedActor
 from sport_core.artifacts import atomic_write_json, read_json, relative_path, sha256_file
 from sport_core.bounds import PAPER_ALPHAS
 from sport_core.certificates import describe_policy, env_maker_from_certificate
-from sport_core.collect import EpisodeRecord, run_episode, run_filmed, worker_env
+from sport_core.collect import EpisodeRecord, run_episode, run_filmed
 from sport_core.config import component_field, configured_component, unstructure
 from sport_core.episodes import EpisodeStore, read_episodes
 from sport_core.errors import ArtifactError, RecipeError
@@ -128,7 +128,6 @@ class ChunkResult:
 def run_chunk(chunk: SweepChunk) -> ChunkResult:
     """Roll out one chunk; the actor is unpickled afresh, so its counts are this chunk's alone. Filmed episodes
     run on a filmable env with the same seeds (:func:`sport_core.collect.run_filmed`)."""
-    env = worker_env(chunk.env_maker)
     actor = pickle.loads(chunk.actor)
     records, paths, films = [], [], []
     for i in chunk.indices:
@@ -138,11 +137,9 @@ def run_chunk(chunk: SweepChunk) -> ChunkResult:
                 return record_episode(actor, e, chunk.seed, i, observations=i == 0)
             return run_episode(actor, e, chunk.seed, i)
 
-        if chunk.video is not None and chunk.video.wants(i):
-            done, film = run_filmed(one, chunk.env_maker, chunk.video, i)
+        done, film = run_filmed(one, chunk.env_maker, chunk.video, i)
+        if film is not None:
             films.append(film)
-        else:
-            done = one(env)
         if isinstance(done, EpisodePath):
             paths.append(done)
             done = done.record
@@ -219,9 +216,10 @@ class ProjectedSweep:
         workers = max(1, getattr(ctx.executor, "workers", 1))
         size = max(1, min(64, math.ceil(cfg.episodes / (4 * workers))))
         actors = {a: pickle.dumps(ProjectedActor(base, tasks[a], projection.fresh(), a)) for a in pending}
-        video = ctx.video if ctx.video is not None and ctx.video.every > 0 else None
         chunks = [
-            SweepChunk(a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))), cfg.paths, video)
+            SweepChunk(
+                a, actors[a], env_blob, ctx.seed, tuple(range(i, min(i + size, cfg.episodes))), cfg.paths, ctx.video
+            )
             for a in pending
             for i in range(0, cfg.episodes, size)
         ]
