@@ -35,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         runner = Runner.create(recipe, pm, args.out)
         log.info("run directory %s", runner.run_dir)
     try:
-        status = runner.run(only=args.stage or None)
+        status = runner.run(only=args.stage or None, parallel_stages=args.parallel_stages)
     except KeyboardInterrupt:
         print(f"interrupted; continue with: sport run --resume {runner.run_dir}", file=sys.stderr)
         return 130
@@ -101,6 +101,13 @@ def build_parser(plugin_commands: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--out", help="parent directory of the run directory (default: [run].out_dir)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run in RUN_DIR")
     run.add_argument("--stage", action="append", help="run only this stage (repeatable)")
+    run.add_argument(
+        "-j",
+        "--parallel-stages",
+        type=int,
+        metavar="N",
+        help="run at most N stages at once (default: [run].parallel_stages; 0: one per core; 1: one at a time)",
+    )
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="validate a recipe without running it", description="Validate a recipe.")

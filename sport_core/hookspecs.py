@@ -133,7 +133,13 @@ def sport_register_commands(subparsers: Any) -> None:
 
 @hookspec
 def sport_run_started(run_dir: Path, recipe: Any) -> None:
-    """A run (new or resumed) starts in ``run_dir``; ``recipe`` is the validated :class:`Recipe`."""
+    """A run (new or resumed) starts in ``run_dir``; ``recipe`` is the validated :class:`Recipe`.
+
+    Stages that run at the same time (``[run] parallel_stages``, :mod:`sport_core.parallel`) each run in their
+    own process with their own logger instances: there this hook is called once before the stage's events,
+    and ``sport_run_finished`` is not called (the run's end belongs to the runner's process). A logger must
+    therefore keep per-stage state per stage and append to shared files (several processes may append to
+    ``metrics.jsonl`` at once; write whole lines)."""
 
 
 @hookspec

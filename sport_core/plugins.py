@@ -188,6 +188,10 @@ class SportPluginManager(pluggy.PluginManager):
         self.infos: dict[str, PluginInfo] = {}
         self.disabled: dict[str, PluginInfo] = {}
         self.failed: dict[str, FailedPlugin] = {}
+        # How to make this manager again in another process (sport_core.parallel): whether entry points were
+        # loaded, and the plugins added by hand (tests, embedding programs), in order.
+        self.autoload = True
+        self.extras: list[tuple[str, object]] = []
 
     def add_plugin(self, plugin: object, name: str, info: PluginInfo | None = None) -> None:
         """Register ``plugin`` (module or object) under ``name`` and add its components, or raise
@@ -216,6 +220,8 @@ class SportPluginManager(pluggy.PluginManager):
             ) from exc
         self.registry.add_all(components, plugin=name)
         self.infos[name] = info or PluginInfo(name, getattr(plugin, "__name__", repr(plugin)), "?", "?", False)
+        if info is None:
+            self.extras.append((name, plugin))
 
     def _collect_components(self, name: str, plugin: object) -> list[tuple[str, Component]]:
         """(kind, component) of every registration hook of ``plugin``; a hook that raises or returns anything
@@ -314,6 +320,7 @@ def load_plugin_manager(autoload: bool | None = None, extra: Iterable[tuple[str,
         autoload = os.environ.get(AUTOLOAD_ENV, "") in ("", "0")
     disable = set(_env_list(DISABLE_ENV))
     pm = SportPluginManager()
+    pm.autoload = autoload
     found = sorted(_discover(), key=lambda e: (not e[3], e[0].name))
     dev_modules = list(dict.fromkeys(_env_list(PLUGINS_ENV)))
     # Built-ins first so that a third-party clash is reported against the built-in it shadows.

@@ -31,12 +31,19 @@ from sport_core.video import VideoConfig
 
 @attrs.frozen
 class RunSection:
-    """``[run]``: the run's name (its directory prefix), master seed and where run directories go."""
+    """``[run]``: the run's name (its directory prefix), master seed, where run directories go, and how many
+    stages may run at the same time.
+
+    ``parallel_stages``: at most this many stages whose inputs are complete run at once, each in its own process
+    (:mod:`sport_core.parallel`); ``0`` (the default) means one per usable core, ``1`` runs them one after the
+    other in the runner's process. It changes no stage's input hash or artifacts, only when stages run.
+    """
 
     name: str = attrs.field(validator=attrs.validators.matches_re(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"))
     seed: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     out_dir: str = "runs"
     description: str = ""
+    parallel_stages: int = attrs.field(default=0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen

@@ -18,7 +18,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +28,7 @@ from sport_core.artifacts import atomic_write_json, atomic_write_text, read_json
 from sport_core.config import unstructure
 from sport_core.context import Events, MissingEnv, StageContext
 from sport_core.errors import ArtifactError, RecipeError, SportError
+from sport_core.parallel import StageJob, StageProcess, portable_extras, stage_limit
 from sport_core.plugins import SportPluginManager
 from sport_core.provenance import git_revision, now_utc, package_versions
 from sport_core.recipe import Recipe, StageSpec, read_toml, validate
@@ -176,24 +177,36 @@ class Runner:
             if name not in names:
                 raise RecipeError(f"--stage {name}: the recipe has no such stage (stages: {', '.join(names)})")
             wanted.add(name)
-            stage = self.recipe.stage(name)
-            todo += [stage.input_stage(r)[0] for r in stage.inputs if stage.input_file(r) is None]
+            todo += self.upstream(self.recipe.stage(name))
         return [n for n in names if n in wanted]
 
-    def run(self, only: list[str] | None = None) -> str:
+    @staticmethod
+    def upstream(stage: StageSpec) -> list[str]:
+        """The stages of this run that ``stage`` takes inputs from (``file:`` inputs are not stages)."""
+        return [stage.input_stage(r)[0] for r in stage.inputs if stage.input_file(r) is None]
+
+    def run(self, only: list[str] | None = None, parallel_stages: int | None = None) -> str:
         """Run every stage, or the named ones and every stage they need (stages already up to date are
-        skipped, see the module docstring); returns the run status."""
+        skipped, see the module docstring); returns the run status.
+
+        A stage starts once every stage it takes inputs from has completed; ``parallel_stages`` (default
+        ``[run] parallel_stages``; ``0``: one per usable core) bounds how many run at once, see
+        :mod:`sport_core.parallel`. The artifacts do not depend on it."""
         selected = self.needed(only)
         if only and len(selected) > len(set(only)):
             extra = [n for n in selected if n not in only]
             log.info("running %s, which %s need%s", ", ".join(extra), ", ".join(only), "s" if len(only) == 1 else "")
+        setting = self.recipe.run.parallel_stages if parallel_stages is None else parallel_stages
+        if setting < 0:
+            raise SportError(f"parallel_stages must be 0 (one per core) or a positive count, got {setting}")
         with RunLock(self.run_dir):
-            return self._run(selected)
+            return self._run(selected, stage_limit(setting))
 
-    def _run(self, selected: list[str]) -> str:
-        manifest = self.read_manifest()
-        loggers = []
-        try:  # every logger is checked (a misspelt or unmarked event hook is an error) before anything runs
+    def _register_loggers(self) -> list[tuple[str, Any]]:
+        """Build and register the recipe's loggers; every one is checked (a misspelt or unmarked event hook is
+        an error) before anything runs."""
+        loggers: list[tuple[str, Any]] = []
+        try:
             for i, ref in enumerate(self.recipe.loggers):
                 name, logger = f"logger-{i}-{ref.name}", ref.build(self.pm.registry)
                 self.pm.register_logger(logger, name=name, label=f"loggers[{i}] ({ref.name})")
@@ -201,6 +214,11 @@ class Runner:
         except BaseException:
             self._unregister(loggers)
             raise
+        return loggers
+
+    def _run(self, selected: list[str], limit: int) -> str:
+        manifest = self.read_manifest()
+        loggers = self._register_loggers()
         executor = self.recipe.executor.build(self.pm.registry)
         status = "failed"
         try:
@@ -208,9 +226,14 @@ class Runner:
                 self.pm.hook.sport_run_started(run_dir=self.run_dir, recipe=self.recipe)
                 manifest["status"] = "running"
                 self._write_manifest(manifest)
-                for stage in self.recipe.stages:
-                    if stage.name in selected:
-                        self._run_stage(stage, manifest, executor)
+                extras = portable_extras(self.pm) if limit > 1 else []
+                if isinstance(extras, str):
+                    log.warning("running stages one at a time: %s", extras)
+                if limit > 1 and not isinstance(extras, str):
+                    self._run_parallel(selected, manifest, executor, limit, extras)
+                else:
+                    for name in selected:
+                        self._run_stage(self.recipe.stage(name), manifest, executor)
                 status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -224,6 +247,152 @@ class Runner:
             executor.close()
         return status
 
+    def _run_parallel(
+        self, selected: list[str], manifest: dict[str, Any], executor: Any, limit: int, extras: list
+    ) -> None:
+        """Start every stage whose upstream stages have completed, at most ``limit`` at once. A stage that is
+        the only one that can run runs here; stages that run together run in their own processes, which
+        report every change of their manifest entry to this one, the manifest's only writer. After a failure
+        no stage starts; the stages in flight finish, then the first failure is raised."""
+        pending, running = list(selected), {}  # type: list[str], dict[str, StageProcess]
+        failure: str | None = None
+        try:
+            while pending or running:
+                if failure is None:
+                    ready = self._ready(pending, running, manifest)
+                    if not running and len(ready) == 1:
+                        pending.remove(ready[0])
+                        self._execute(self.recipe.stage(ready[0]), manifest, executor)
+                        continue
+                    for name in ready[: max(0, limit - len(running))]:
+                        pending.remove(name)
+                        running[name] = self._start_process(name, manifest, extras)
+                if not running:
+                    break
+                failure = self._receive(running, manifest) or failure
+        except KeyboardInterrupt as exc:
+            self._stop(running, manifest, forward=bool(exc.args))
+            raise
+        if failure is not None:
+            raise SportError(failure)
+
+    def _ready(self, pending: list[str], running: dict[str, StageProcess], manifest: dict[str, Any]) -> list[str]:
+        """Pending stages none of whose upstream stages is pending or running, in recipe order; up-to-date
+        ones are skipped on the way (which may make others ready)."""
+        while True:
+            ready = [
+                name
+                for name in pending
+                if not any(up in pending or up in running for up in self.upstream(self.recipe.stage(name)))
+            ]
+            current = [name for name in ready if self._skip_if_current(self.recipe.stage(name), manifest)]
+            if not current:
+                return ready
+            for name in current:
+                pending.remove(name)
+
+    def _start_process(self, name: str, manifest: dict[str, Any], extras: list) -> StageProcess:
+        job = StageJob(
+            run_dir=self.run_dir,
+            stage=name,
+            manifest=json.loads(json.dumps(manifest)),
+            autoload=getattr(self.pm, "autoload", True),
+            extras=extras,
+            log_level=log.getEffectiveLevel(),
+        )
+        stage = StageProcess(job)
+        log.info("stage %s: started in process %s", name, stage.process.pid)
+        return stage
+
+    def _receive(self, running: dict[str, StageProcess], manifest: dict[str, Any]) -> str | None:
+        """Wait for news from the stages in flight and record it; returns a failure's one-line description."""
+        from multiprocessing.connection import wait
+
+        failure = None
+        by_conn = {stage.conn: stage for stage in running.values()}
+        for conn in wait(list(by_conn)):
+            stage = by_conn[conn]
+            try:
+                message = conn.recv()
+            except EOFError:  # the stage's process has exited
+                failure = self._finish_process(stage, manifest) or failure
+                del running[stage.name]
+                continue
+            if message[0] == "entry":
+                manifest["stages"][stage.name] = message[1]
+                self._write_manifest(manifest)
+            elif message[0] == "done":
+                stage.status, stage.error = message[1], message[2]
+        return failure
+
+    def _finish_process(self, stage: StageProcess, manifest: dict[str, Any]) -> str | None:
+        stage.process.join()
+        stage.conn.close()
+        entry = manifest["stages"][stage.name]
+        if stage.status == "completed" and entry.get("status") == "completed":
+            return None  # the stage's process said so in its log
+        if stage.status == "interrupted":
+            raise KeyboardInterrupt(f"stage {stage.name} was interrupted")
+        reason = stage.error or f"its process died (exit code {stage.process.exitcode})"
+        if entry.get("status") == "running":
+            entry.update(status="failed", error=reason)
+            self._write_manifest(manifest)
+        return f"stage {stage.name!r} failed: {reason}"
+
+    def _stop(self, running: dict[str, StageProcess], manifest: dict[str, Any], forward: bool) -> None:
+        """After an interrupt: let every stage in flight record itself as interrupted, then reap them. A
+        terminal's Ctrl-C reached them already; a signal sent to this process only (``forward``) is passed on.
+        Stages that have not exited after 60 s are killed (their entries stay ``running``: resumable)."""
+        if forward:
+            for stage in running.values():
+                stage.interrupt()
+        deadline = time.monotonic() + 60.0
+        while running and time.monotonic() < deadline:
+            try:
+                self._receive_until(running, manifest, deadline)
+            except KeyboardInterrupt:
+                continue
+        for stage in running.values():
+            stage.kill()
+            stage.process.join()
+
+    def _receive_until(self, running: dict[str, StageProcess], manifest: dict[str, Any], deadline: float) -> None:
+        from multiprocessing.connection import wait
+
+        by_conn = {stage.conn: stage for stage in running.values()}
+        for conn in wait(list(by_conn), timeout=max(0.0, deadline - time.monotonic())):
+            stage = by_conn[conn]
+            try:
+                message = conn.recv()
+            except EOFError:
+                stage.process.join()
+                stage.conn.close()
+                del running[stage.name]
+                continue
+            if message[0] == "entry":
+                manifest["stages"][stage.name] = message[1]
+                self._write_manifest(manifest)
+
+    def run_in_child(self, name: str, manifest: dict[str, Any], report: Callable[[dict], None]) -> str:
+        """Run stage ``name`` in this process for a runner in another (:mod:`sport_core.parallel`): the
+        recipe's loggers and executor are built here, and every change of the stage's manifest entry goes to
+        ``report`` instead of the manifest file."""
+        loggers = self._register_loggers()
+        executor = self.recipe.executor.build(self.pm.registry)
+        try:
+            with _sigterm_as_interrupt():
+                self.pm.hook.sport_run_started(run_dir=self.run_dir, recipe=self.recipe)
+                self._execute(
+                    self.recipe.stage(name),
+                    manifest,
+                    executor,
+                    commit=lambda: report(json.loads(json.dumps(manifest["stages"][name]))),
+                )
+        finally:
+            self._unregister(loggers)
+            executor.close()
+        return "completed"
+
     def _unregister(self, loggers: list[tuple[str, Any]]) -> None:
         for name, logger in loggers:
             self.pm.unregister(logger, name=name)
@@ -232,15 +401,37 @@ class Runner:
                 close()
 
     def _run_stage(self, stage: StageSpec, manifest: dict[str, Any], executor: Any) -> None:
+        if not self._skip_if_current(stage, manifest):
+            self._execute(stage, manifest, executor)
+
+    def _skip_if_current(self, stage: StageSpec, manifest: dict[str, Any]) -> bool:
+        """True (and the loggers told) when ``stage`` completed with today's input hash and intact outputs."""
+        entry = manifest["stages"].setdefault(stage.name, {"status": "pending", "attempts": 0})
+        if entry.get("status") != "completed" or any(
+            manifest["stages"].get(up, {}).get("status") != "completed" for up in self.upstream(stage)
+        ):
+            return False
+        if entry.get("input_hash") != self.input_hash(stage, manifest) or not self._outputs_intact(entry):
+            return False
+        log.info("stage %s: up to date, skipped", stage.name)
+        self.pm.hook.sport_stage_finished(
+            run_dir=self.run_dir, stage=stage.name, status="skipped", outputs=self.outputs_of(stage.name, manifest)
+        )
+        return True
+
+    def _execute(
+        self,
+        stage: StageSpec,
+        manifest: dict[str, Any],
+        executor: Any,
+        commit: Callable[[], None] | None = None,
+    ) -> None:
+        """Run ``stage`` (resuming an unfinished attempt with the same input hash) and record it in the
+        manifest; ``commit`` persists the manifest (default: write it; a stage's process reports instead)."""
+        commit = commit or (lambda: self._write_manifest(manifest))
         entry = manifest["stages"].setdefault(stage.name, {"status": "pending", "attempts": 0})
         digest = self.input_hash(stage, manifest)
         stage_dir = self.run_dir / stage.name
-        if entry.get("status") == "completed" and entry.get("input_hash") == digest and self._outputs_intact(entry):
-            log.info("stage %s: up to date, skipped", stage.name)
-            self.pm.hook.sport_stage_finished(
-                run_dir=self.run_dir, stage=stage.name, status="skipped", outputs=self.outputs_of(stage.name, manifest)
-            )
-            return
         unfinished = entry.get("status") in ("running", "interrupted", "failed")
         resumed = unfinished and entry.get("input_hash") == digest
         if not resumed and stage_dir.is_dir() and any(stage_dir.iterdir()):
@@ -255,7 +446,7 @@ class Runner:
             )
         entry.update(status="running", input_hash=digest, started=now_utc(), attempts=entry.get("attempts", 0) + 1)
         entry.pop("outputs", None)
-        self._write_manifest(manifest)
+        commit()
         checkpoint_dir = stage_dir / "checkpoints"
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         env_ref = self.recipe.env_for(stage)
@@ -296,11 +487,11 @@ class Runner:
             outputs = stage.component.build(self.pm.registry).run(ctx) or {}
         except KeyboardInterrupt:
             entry["status"] = "interrupted"
-            self._write_manifest(manifest)
+            commit()
             raise
         except BaseException as exc:
             entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            self._write_manifest(manifest)
+            commit()
             self.pm.hook.sport_stage_finished(run_dir=self.run_dir, stage=stage.name, status="failed", outputs={})
             raise
         recorded = {}
@@ -315,7 +506,7 @@ class Runner:
             status="completed", outputs=recorded, finished=now_utc(), seconds=round(time.perf_counter() - t0, 3)
         )
         entry.pop("error", None)
-        self._write_manifest(manifest)
+        commit()
         made = self.outputs_of(stage.name, manifest)
         try:
             self.pm.hook.sport_stage_completed(

@@ -3,7 +3,7 @@
 ``counting`` writes ``out.json`` with a value derived from its input (so hashes chain through stages) and
 appends one line per call to ``<stage_dir>/calls.log``; with ``block_file`` set it waits until that file
 exists before finishing (so a test can kill the run mid-stage), and with ``interrupt = true`` it raises
-KeyboardInterrupt once, as Ctrl-C would.
+KeyboardInterrupt once, as Ctrl-C would; with ``fail = true`` it raises RuntimeError after its wait.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ class CountingConfig:
     value: int = 1
     block_file: str = ""
     interrupt: bool = False
+    fail: bool = False
 
 
 class CountingStage:
@@ -43,6 +44,8 @@ class CountingStage:
         if self.config.block_file:
             while not Path(self.config.block_file).exists():
                 time.sleep(0.05)
+        if self.config.fail:
+            raise RuntimeError(f"counting stage {ctx.stage.name} was told to fail")
         ctx.log.scalars(total, {"test/total": total})
         return {"out": atomic_write_json(ctx.stage_dir / "out.json", {"total": total})}
 
