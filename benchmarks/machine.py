@@ -16,7 +16,8 @@ import platform
 import sys
 from pathlib import Path
 
-SIMD = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
+SIMD = ("avx", "avx2", "fma", "f16c")  # and every avx512* and amx* flag the CPU reports
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULTS_ENV = "SPORT_BENCH_RESULTS"
 
@@ -27,6 +28,22 @@ def _load() -> float | None:
 
 
 _LOAD_AT_START = _load()  # when the benchmark imported this module, before it ran anything
+
+
+def _torch_build(config: str) -> dict:
+    """BLAS, oneDNN and OpenMP of torch's build, from ``torch.__config__.show()``."""
+    build = {}
+    for line in config.splitlines():
+        line = line.strip(" -")
+        if "Math Kernel Library Version" in line:
+            build["mkl"] = line.split("Version", 1)[1].split()[0]
+        elif line.startswith(("Intel(R) MKL-DNN", "oneDNN")):
+            build["onednn"] = next((w for w in line.split() if w.startswith("v")), line)
+        elif line.startswith("OpenMP"):
+            build["openmp"] = line.split()[1]
+        elif "BLAS_INFO=" in line:
+            build["blas"] = line.split("BLAS_INFO=", 1)[1].split(",")[0]
+    return build
 
 
 @functools.cache
@@ -45,11 +62,14 @@ def _static() -> dict:
                 break
     return {
         "cpu": model,
-        "simd": [f for f in SIMD if f in flags],
+        "simd": [f for f in SIMD if f in flags] + sorted(f for f in flags if f.startswith(("avx512", "amx"))),
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch_build": _torch_build(torch.__config__.show()),
+        # instruction-set caps in force (ATEN_CPU_CAPABILITY=avx2 etc. emulate a CPU without AVX-512)
+        "isa_caps": {k: os.environ[k] for k in ISA_CAPS if k in os.environ},
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 
