@@ -122,6 +122,15 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _interrupt_once(signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM: stop the stage as Ctrl-C would, once. Further signals (a terminal's Ctrl-C reaches
+    the runner and every stage, and the runner passes a SIGTERM on) are ignored while the stage records itself
+    as interrupted and closes its loggers and executor."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _one_line(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, SportError) else f"{type(exc).__name__}: {exc}"
 
@@ -136,6 +145,8 @@ def _stage_main(job: StageJob, conn: Connection) -> None:
         force=True,
     )
     progress.report_as_lines(PROGRESS_LINE_SECONDS)
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     send: Callable[..., None] = conn.send
     status, error = "failed", None
     try:

@@ -379,15 +379,14 @@ class Runner:
         ``report`` instead of the manifest file."""
         loggers = self._register_loggers()
         executor = self.recipe.executor.build(self.pm.registry)
-        try:
-            with _sigterm_as_interrupt():
-                self.pm.hook.sport_run_started(run_dir=self.run_dir, recipe=self.recipe)
-                self._execute(
-                    self.recipe.stage(name),
-                    manifest,
-                    executor,
-                    commit=lambda: report(json.loads(json.dumps(manifest["stages"][name]))),
-                )
+        try:  # SIGINT and SIGTERM are handled by the stage's process (sport_core.parallel)
+            self.pm.hook.sport_run_started(run_dir=self.run_dir, recipe=self.recipe)
+            self._execute(
+                self.recipe.stage(name),
+                manifest,
+                executor,
+                commit=lambda: report(json.loads(json.dumps(manifest["stages"][name]))),
+            )
         finally:
             self._unregister(loggers)
             executor.close()
