@@ -304,19 +304,22 @@ class Runner:
         log.info("stage %s: started in process %s", name, stage.process.pid)
         return stage
 
-    def _receive(self, running: dict[str, StageProcess], manifest: dict[str, Any]) -> str | None:
-        """Wait for news from the stages in flight and record it; returns a failure's one-line description."""
+    def _receive(
+        self, running: dict[str, StageProcess], manifest: dict[str, Any], timeout: float | None = None
+    ) -> str | None:
+        """Wait (at most ``timeout`` seconds) for news from the stages in flight and record it; returns a
+        failure's one-line description. A stage that reports itself interrupted raises KeyboardInterrupt."""
         from multiprocessing.connection import wait
 
         failure = None
         by_conn = {stage.conn: stage for stage in running.values()}
-        for conn in wait(list(by_conn)):
+        for conn in wait(list(by_conn), timeout=timeout):
             stage = by_conn[conn]
             try:
                 message = conn.recv()
             except EOFError:  # the stage's process has exited
-                failure = self._finish_process(stage, manifest) or failure
                 del running[stage.name]
+                failure = self._finish_process(stage, manifest) or failure
                 continue
             if message[0] == "entry":
                 manifest["stages"][stage.name] = message[1]
@@ -349,29 +352,12 @@ class Runner:
         deadline = time.monotonic() + 60.0
         while running and time.monotonic() < deadline:
             try:
-                self._receive_until(running, manifest, deadline)
+                self._receive(running, manifest, timeout=max(0.0, deadline - time.monotonic()))
             except KeyboardInterrupt:
                 continue
         for stage in running.values():
             stage.kill()
             stage.process.join()
-
-    def _receive_until(self, running: dict[str, StageProcess], manifest: dict[str, Any], deadline: float) -> None:
-        from multiprocessing.connection import wait
-
-        by_conn = {stage.conn: stage for stage in running.values()}
-        for conn in wait(list(by_conn), timeout=max(0.0, deadline - time.monotonic())):
-            stage = by_conn[conn]
-            try:
-                message = conn.recv()
-            except EOFError:
-                stage.process.join()
-                stage.conn.close()
-                del running[stage.name]
-                continue
-            if message[0] == "entry":
-                manifest["stages"][stage.name] = message[1]
-                self._write_manifest(manifest)
 
     def run_in_child(self, name: str, manifest: dict[str, Any], report: Callable[[dict], None]) -> str:
         """Run stage ``name`` in this process for a runner in another (:mod:`sport_core.parallel`): the
