@@ -300,7 +300,10 @@ def test_a_run_killed_with_two_stages_in_flight_resumes_both_to_the_same_artifac
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals")
-def test_sigterm_interrupts_the_stages_in_flight_and_the_run_resumes(tmp_path):
+@pytest.mark.parametrize("to", ["runner", "group"])
+def test_sigterm_interrupts_the_stages_in_flight_and_the_run_resumes(tmp_path, to):
+    """SIGTERM to the runner alone (it passes it on) or to its whole process group (every stage gets it too,
+    and then the runner's as well): each stage records itself as interrupted, once."""
     gate = tmp_path / "gate"
     gate.mkdir()
     recipe = tmp_path / "diamond.toml"
@@ -310,7 +313,10 @@ def test_sigterm_interrupts_the_stages_in_flight_and_the_run_resumes(tmp_path):
     wait_for(lambda: list((tmp_path / "runs").glob("diamond-*")), what="the run directory")
     run_dir = next((tmp_path / "runs").glob("diamond-*"))
     wait_for(lambda: (run_dir / "a" / "calls.log").exists() and (run_dir / "b" / "calls.log").exists(), what="a, b")
-    os.kill(first.pid, signal.SIGTERM)
+    if to == "runner":
+        os.kill(first.pid, signal.SIGTERM)
+    else:
+        os.killpg(first.pid, signal.SIGTERM)
     assert first.wait(90) == 130, (tmp_path / "first.log").read_text()
     assert statuses(run_dir) == {"a": "interrupted", "b": "interrupted", "c": "pending", "d": "pending"}
     for name in "abd":
