@@ -16,10 +16,14 @@ steps (not timed), then ``--steps`` steps with learning are timed:
 Then ``update_ms``: milliseconds per gradient update alone (critic + actor + α + targets) at batch 512 on
 random data, ours per engine against SB3's ``train(gradient_steps=…)`` on its filled buffer.
 
+``--isa avx2`` measures an AVX2-only CPU on an AVX-512 one: the script restarts itself (once parsed) with
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` (read when torch and its
+libraries load; each line's ``isa_env`` shows them, its machine record ``torch_cpu_capability: AVX2``).
+
 Each measurement prints one JSON line with ours, the SB3 baseline of the same run, the speed-up and the machine
 record (``benchmarks/machine.py``), and appends it to ``benchmarks/results/sac.jsonl`` (``$SPORT_BENCH_RESULTS``
 names another folder; ``-``: print only).
-Run: ``.venv/bin/python benchmarks/sac.py [--steps 1500] [--warmup 1000] [--env pointmass]``.
+Run: ``.venv/bin/python benchmarks/sac.py [--quick] [--steps 1500] [--warmup 1000] [--env pointmass] [--isa avx2]``.
 The machine is shared: the numbers are only comparable within one run.
 """
 
@@ -69,6 +73,16 @@ VARIANTS = {
         "engine": "autograd",
     },
 }
+
+
+ISA_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def cap_isa() -> None:
+    """Restart this process with :data:`ISA_CAP` set, unless it already is: torch, oneDNN and MKL read these
+    variables when they load, so they cannot take effect in a process that has imported torch."""
+    if any(os.environ.get(k) != v for k, v in ISA_CAP.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ISA_CAP})
 
 
 def ours_steps_per_s(pm, env: dict, warmup: int, steps: int, variant: dict, out: Path) -> float:
@@ -214,7 +228,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="timed env steps with learning")
     parser.add_argument("--update-repeats", type=int, default=100)
     parser.add_argument("--quick", action="store_true", help="only the like-for-like variant")
+    parser.add_argument("--isa", choices=("default", "avx2"), default="default", help="avx2: cap the ISA (see above)")
     args = parser.parse_args()
+    if args.isa == "avx2":
+        cap_isa()
     torch.set_num_threads(1)
     pm = load_plugin_manager()
     env_table = ENVS[args.env]
@@ -223,6 +240,7 @@ def main() -> None:
     ).env
     env_maker = env_ref.build(pm.registry)
     variants = dict(list(VARIANTS.items())[:1]) if args.quick else VARIANTS
+    isa_env = {k: os.environ[k] for k in ISA_CAP if k in os.environ}
     with tempfile.TemporaryDirectory() as tmp:
         sb3_rate, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
         for name, variant in variants.items():
@@ -242,10 +260,11 @@ def main() -> None:
                     "ours": round(ours, 1),
                     "sb3": round(sb3_rate, 1),
                     "speedup": round(ours / sb3_rate, 2),
+                    "isa_env": isa_env,
                 },
             )
         for row in update_ms(pm, env_maker, args.update_repeats, model):
-            emit("sac", row)
+            emit("sac", {**row, "isa_env": isa_env})
 
 
 if __name__ == "__main__":

@@ -10,13 +10,16 @@ One gradient update (twin critics, actor, entropy coefficient, target critics) a
 * ``matmul_gflops``: this machine's rate for a 512×256 by 256×256 product (the update's dominant shape), the
   baseline; ``limit_ms = gflop / matmul_gflops`` is the update's time if it were all matmul at that rate,
   and ``of_limit = limit_ms / update_ms`` how close the update comes to it;
+* ``own_gflop``, ``own_limit_ms``, ``own_of_limit``: the same for the products the engine itself computes
+  (counted at its matmul calls: the fused engine forms no unused gradient, so it needs fewer FLOPs);
 * ``top``: the operators with the most self time (``torch.profiler``), as percentages.
 
-Cap the instruction set to measure an AVX2-only CPU on an AVX-512 one: ``ATEN_CPU_CAPABILITY=avx2
-ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` (the machine record then shows
-``torch_cpu_capability: AVX2``). Each engine prints one JSON line with the machine record
-(``benchmarks/machine.py``) and appends it to ``benchmarks/results/sac_profile.jsonl``.
-Run: ``.venv/bin/python benchmarks/sac_profile.py [--repeats 40]``.
+``--isa avx2`` measures an AVX2-only CPU on an AVX-512 one: the script restarts itself (once parsed) with
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` (read when torch and its
+libraries load; the machine record then shows ``torch_cpu_capability: AVX2`` and ``isa_env`` the three). Each
+engine prints one JSON line with the machine record (``benchmarks/machine.py``) and appends it to
+``benchmarks/results/sac_profile.jsonl``. Timings are wall clock: read them with the load average.
+Run: ``.venv/bin/python benchmarks/sac_profile.py [--repeats 40] [--isa avx2]``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,16 @@ OBS_DIM, ACT_DIM = 34, 2  # the paper env's sizes (SafetyPointReachAvoidLowFreqC
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
 
+ISA_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def cap_isa() -> None:
+    """Restart this process with :data:`ISA_CAP` set, unless it already is: torch, oneDNN and MKL read these
+    variables when they load, so they cannot take effect in a process that has imported torch."""
+    if any(os.environ.get(k) != v for k, v in ISA_CAP.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ISA_CAP})
+
+
 def learner(pm, engine: str) -> SACLearner:
     torch.manual_seed(0)
     policy = pm.registry.get("policy", "gaussian-mlp").build()  # 256×256, as the benchmarks of sac.py
@@ -62,6 +75,27 @@ def batch() -> tuple:
     )
 
 
+def own_flop(lrn: SACLearner, data: tuple) -> float:
+    """FLOPs of the matrix products of one fused update, counted at its matmul calls (2·m·k·n each)."""
+    count = [0.0]
+    inner, torch_mm = lrn._fused.mm, torch.mm
+
+    def mm(a, b, *args, **kwargs):
+        count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+        return inner(a, b, *args, **kwargs)
+
+    def blas_mm(a, b, **kwargs):
+        count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+        return torch_mm(a, b, **kwargs)
+
+    lrn._fused.mm, torch.mm = mm, blas_mm
+    try:
+        lrn.update(*data)
+    finally:
+        lrn._fused.mm, torch.mm = inner, torch_mm
+    return count[0]
+
+
 def matmul_gflops(repeats: int = 500) -> float:
     a, b = torch.randn(BATCH, 256), torch.randn(256, 256)
     for _ in range(20):
@@ -75,7 +109,10 @@ def matmul_gflops(repeats: int = 500) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--isa", choices=("default", "avx2"), default="default", help="avx2: cap the ISA (see above)")
     args = parser.parse_args()
+    if args.isa == "avx2":
+        cap_isa()
     torch.set_num_threads(1)
     pm = load_plugin_manager()
     data = batch()
@@ -97,7 +134,8 @@ def main() -> None:
         top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:6]
         if engine == "autograd":
             flop = sum(e.flops for e in events if e.key in MATMUL_OPS) / 10
-        limit_ms = 1000 * flop / (rate * 1e9)
+        own = flop if engine == "autograd" else own_flop(lrn, data)
+        limit_ms, own_limit_ms = 1000 * flop / (rate * 1e9), 1000 * own / (rate * 1e9)
         emit(
             "sac_profile",
             {
@@ -109,8 +147,11 @@ def main() -> None:
                 "matmul_gflops": round(rate, 1),
                 "limit_ms": round(limit_ms, 2),
                 "of_limit": round(limit_ms / ms, 2),
+                "own_gflop": round(own / 1e9, 3),
+                "own_limit_ms": round(own_limit_ms, 2),
+                "own_of_limit": round(own_limit_ms / ms, 2),
                 "top": {e.key: round(100 * e.self_cpu_time_total / total, 1) for e in top},
-                "isa_env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+                "isa_env": {k: os.environ[k] for k in ISA_CAP if k in os.environ},
             },
         )
 

@@ -103,11 +103,13 @@ def test_twin_critic_equals_separate_mlps():
         assert torch.allclose(q[k], h[:, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("policy_delay", [1, 2])
 @pytest.mark.parametrize("matmul", MATMULS)
-def test_fused_engine_matches_autograd(matmul):
-    """Same batches, same noise: both engines give the same losses, TD errors and parameters."""
-    ref = make_learner("autograd", policy_delay=2)
-    fast = make_learner("fused", matmul, policy_delay=2)
+def test_fused_engine_matches_autograd(matmul, policy_delay):
+    """Same batches, same noise: both engines give the same losses, TD errors and parameters (policy_delay 1:
+    the actor step every update, its forward pass shared with the target's; 2: also a second, unshared one)."""
+    ref = make_learner("autograd", policy_delay=policy_delay)
+    fast = make_learner("fused", matmul, policy_delay=policy_delay)
     g = torch.Generator().manual_seed(5)
     for _ in range(5):
         batch = random_batch(g)
@@ -122,6 +124,28 @@ def test_fused_engine_matches_autograd(matmul):
         ):
             assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), f"{module}.{name}"
     assert fast.alpha == pytest.approx(ref.alpha, rel=1e-6)
+
+
+@pytest.mark.parametrize("matmul", MATMULS)
+def test_min_q_action_gradient_goes_through_the_first_critic_on_a_tie(matmul):
+    """∂ min_e Q_e/∂a through the minimising critic only; on an exact tie autograd's ``min(0)`` picks the first
+    critic, and so does the fused engine."""
+    learner = make_learner("fused", matmul)
+    f = learner._fused
+    g = torch.Generator().manual_seed(3)
+    obs, act = torch.randn(64, 6, generator=g), torch.rand(64, 2, generator=g) * 2 - 1
+    tie = torch.arange(64) % 3 == 0
+    a = act.clone().requires_grad_(True)
+    q = learner.critic(obs, a)
+    q1 = torch.where(tie, q[1] - q[1].detach() + q[0].detach(), q[1])  # value exactly Q_0 on tie rows
+    (ref,) = torch.autograd.grad(torch.stack([q[0], q1]).min(0).values.sum(), a)
+    with torch.no_grad():
+        hidden, qf = f._critic_forward(f.critics, torch.cat([obs, act], 1))
+        qf[1] = torch.where(tie, qf[0], qf[1])
+        pick = qf.min(0).indices
+        assert bool((pick[tie] == 0).all()) and bool((pick[~tie] == 1).any())
+        fused = f._min_q_action_grad(hidden, pick, 6, 1.0)
+    torch.testing.assert_close(fused, ref, rtol=1e-4, atol=1e-6)
 
 
 def test_fused_engine_refuses_a_policy_it_cannot_differentiate():

@@ -8,8 +8,11 @@ gradients that feed an optimiser are computed:
 * critic step: forward Q_e(s, a) for each critic, then back-propagate ∂L/∂Q_e = 2 w (Q_e − y)/B to the
   weights;
 * actor step: ∂L/∂ã needs only the *input* gradient of min_e Q_e, and each row gets it from the critic that
-  attains the minimum only, so the backward pass runs once per row (rows grouped by critic) instead of once
-  per critic, and no critic weight gradient is formed.
+  attains the minimum only (the first one on a tie, as autograd's ``min(0)``), so the backward pass runs once
+  per row (rows grouped by critic) instead of once per critic, and no critic weight gradient is formed;
+* weight gradients are BLAS products written straight into ``.grad`` (oneDNN would first copy the transposed
+  operand), and the first actor step shares one actor forward pass with the target (the actor does not
+  change in between), the noise still drawn in the autograd engine's order.
 
 The actor (a ``gaussian-mlp`` policy: trunk of Linear + activation, heads μ and raw log σ, bounded
 log σ = lo + (hi − lo)(tanh(raw) + 1)/2, a = tanh(x)·scale + bias with x = μ + σ ε) gives, with ε fixed,
@@ -75,6 +78,24 @@ def supports(actor: nn.Module) -> str | None:
     return _layout(actor)[1]
 
 
+def _per_critic(critic: nn.Module, grad: bool = False) -> list[list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Per critic k, per layer l: views (W_l[k], b_l[k]) of the stacked parameters (or of their ``.grad``), the
+    last layer's weight as a vector. Made once: ``select`` costs more than some of the ops it would feed; the
+    optimiser, the Polyak update and ``load_state_dict`` all write into these same tensors."""
+    ws = [w.grad if grad else w.detach() for w in critic.weights]
+    bs = [b.grad if grad else b.detach() for b in critic.biases]
+    n = len(ws)
+    return [[(ws[i][k, :, 0] if i == n - 1 else ws[i][k], bs[i][k]) for i in range(n)] for k in range(critic.ensemble)]
+
+
+def _rows(f: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
+    """The rows ``start:stop`` of an actor forward pass (views; ``w_heads`` is shared)."""
+    return {
+        k: (v if k == "w_heads" else [h[start:stop] for h in v] if k == "hidden" else v[start:stop])
+        for k, v in f.items()
+    }
+
+
 def _activation(layout: Any) -> str:
     kind = type(layout.trunk[1])
     return next(name for name, module in _MODULES.items() if module is kind)
@@ -104,8 +125,9 @@ class FusedUpdate:
         self.scale, self.bias = layout.action_scale, layout.action_bias
         mu_head, ls_head = layout.mu_head, layout.log_std_head
         self.heads = (mu_head.weight, ls_head.weight, mu_head.bias, ls_head.bias)
-        self.critic_params = (list(learner.critic.weights), list(learner.critic.biases))
-        self.target_params = (list(learner.critic_target.weights), list(learner.critic_target.biases))
+        self.critics = _per_critic(learner.critic)
+        self.critic_grads = _per_critic(learner.critic, grad=True)
+        self.targets = _per_critic(learner.critic_target)
 
     # -- actor ------------------------------------------------------------------------------------
 
@@ -120,8 +142,7 @@ class FusedUpdate:
             hidden.append(h)
         d = eps.shape[1]
         w_heads = torch.cat([mu_w, ls_w])
-        b_heads = torch.cat([mu_b, ls_b])
-        heads = mm(h, w_heads.t(), b_heads)
+        heads = mm(h, w_heads.t(), torch.cat([mu_b, ls_b]))
         mu, raw = heads[:, :d], heads[:, d:]
         t = torch.tanh(raw)
         log_std = t.add(1.0).mul_(0.5 * (self.hi - self.lo)).add_(self.lo)
@@ -148,25 +169,22 @@ class FusedUpdate:
         """Write ∂L/∂θ of L = mean(α log π − min Q) into the actor's ``.grad`` (formulas in the module doc)."""
         mm = self.mm
         mu_w, ls_w, mu_b, ls_b = self.heads
-        b, d = d_action.shape
+        b = d_action.shape[0]
         y, t = f["y"], f["t"]
         dx = (d_action * self.scale).mul_(1.0 - y * y).add_(y, alpha=2.0 * alpha / b)
         d_log_std = (dx * f["eps"]).mul_(f["std"]).sub_(alpha / b)
         d_raw = d_log_std.mul_(1.0 - t * t).mul_(0.5 * (self.hi - self.lo))
-        d_heads = torch.cat([dx, d_raw], 1)
         hidden = f["hidden"]
         h = hidden[-1]
-        g_heads = mm(d_heads.t(), h)
-        mu_w.grad.copy_(g_heads[:d])
-        ls_w.grad.copy_(g_heads[d:])
+        torch.mm(dx.t(), h, out=mu_w.grad)
+        torch.mm(d_raw.t(), h, out=ls_w.grad)
         torch.sum(dx, 0, out=mu_b.grad)
         torch.sum(d_raw, 0, out=ls_b.grad)
-        dz = self.actor_bwd(mm(d_heads, f["w_heads"]), h)
+        dz = self.actor_bwd(mm(torch.cat([dx, d_raw], 1), f["w_heads"]), h)
         for i in range(len(self.trunk) - 1, -1, -1):
             w, bias = self.trunk[i]
-            h_in = hidden[i - 1] if i > 0 else f["obs"]
-            # (h_inᵀ dz) is [in, out]: the faster orientation when in is small; the grad is its transpose
-            w.grad.t().copy_(mm(h_in.t(), dz))
+            # dzᵀ h_in is the [out, in] gradient itself: the BLAS writes it in place, no transposed copy
+            torch.mm(dz.t(), hidden[i - 1] if i > 0 else f["obs"], out=w.grad)
             torch.sum(dz, 0, out=bias.grad)
             if i > 0:
                 dz = self.actor_bwd(mm(dz, w), hidden[i - 1])
@@ -174,50 +192,46 @@ class FusedUpdate:
     # -- critics ----------------------------------------------------------------------------------
 
     def _critic_forward(
-        self, params: tuple[list, list], x: torch.Tensor
+        self, critics: list[list[tuple[torch.Tensor, torch.Tensor]]], x: torch.Tensor
     ) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
-        """Hidden outputs (per critic, per layer) and Q-values [E, B] of the critics ``params`` (weights,
-        biases) at inputs ``x`` [B, in]."""
-        weights, biases = params
-        n, ensemble = len(weights), weights[0].shape[0]
-        q = torch.empty(ensemble, x.shape[0])
+        """Hidden outputs (per critic, per layer) and Q-values [E, B] of ``critics`` (:func:`_per_critic`) at
+        inputs ``x`` [B, in]."""
+        q = torch.empty(len(critics), x.shape[0])
         hidden = []
-        for k in range(ensemble):
+        for k, layers in enumerate(critics):
             h, hk = x, []
-            for i in range(n - 1):
-                h = self.mm(h, weights[i][k], biases[i][k], self.critic_act)
+            for w, bias in layers[:-1]:
+                h = self.mm(h, w, bias, self.critic_act)
                 hk.append(h)
-            torch.addmv(biases[n - 1][k], h, weights[n - 1][k, :, 0], out=q[k])
+            w, bias = layers[-1]
+            torch.addmv(bias, h, w, out=q[k])
             hidden.append(hk)
         return hidden, q
 
     def _critic_backward(self, x: torch.Tensor, hidden: list[list[torch.Tensor]], dq: torch.Tensor) -> None:
         """Write the critics' weight gradients for ∂L/∂Q = ``dq`` [E, B] into their ``.grad``."""
-        mm = self.mm
-        weights, biases = self.critic_params
-        n = len(weights)
-        for k in range(weights[0].shape[0]):
-            hk, dqk = hidden[k], dq[k]
-            torch.mv(hk[-1].t(), dqk, out=weights[n - 1].grad[k, :, 0])
-            biases[n - 1].grad[k] = dqk.sum()
-            dz = self.critic_bwd(torch.outer(dqk, weights[n - 1][k, :, 0]), hk[-1])
+        for layers, grads, hk, dqk in zip(self.critics, self.critic_grads, hidden, dq, strict=True):
+            n = len(layers)
+            g_w, g_b = grads[n - 1]
+            torch.mv(hk[-1].t(), dqk, out=g_w)
+            torch.sum(dqk, 0, keepdim=True, out=g_b)
+            dz = self.critic_bwd(torch.outer(dqk, layers[n - 1][0]), hk[-1])
             for i in range(n - 2, -1, -1):
-                h_in = hk[i - 1] if i > 0 else x
-                weights[i].grad[k].copy_(mm(h_in.t(), dz))
-                torch.sum(dz, 0, out=biases[i].grad[k])
+                g_w, g_b = grads[i]
+                # h_inᵀ dz is the [in, out] gradient itself: the BLAS writes it in place, no transposed copy
+                torch.mm(hk[i - 1].t() if i > 0 else x.t(), dz, out=g_w)
+                torch.sum(dz, 0, out=g_b)
                 if i > 0:
-                    dz = self.critic_bwd(mm(dz, weights[i][k].t()), hk[i - 1])
+                    dz = self.critic_bwd(self.mm(dz, layers[i][0].t()), hk[i - 1])
 
     def _min_q_action_grad(
-        self, hidden: list[list[torch.Tensor]], q: torch.Tensor, obs_dim: int, scale: float
+        self, hidden: list[list[torch.Tensor]], pick: torch.Tensor, obs_dim: int, scale: float
     ) -> torch.Tensor:
-        """``scale`` · ∂ min_e Q_e(s, a)/∂a [B, act_dim], back-propagating each row through its minimising critic."""
+        """``scale`` · ∂ min_e Q_e(s, a)/∂a [B, act_dim] with ``pick`` [B] the minimising critic of each row,
+        back-propagating each row through that critic only."""
         mm = self.mm
-        weights = self.critic_params[0]
-        n = len(weights)
-        d_act = torch.empty(q.shape[1], weights[0].shape[1] - obs_dim)
-        pick = q.argmin(0)
-        for k in range(q.shape[0]):
+        d_act = torch.empty(pick.shape[0], self.critics[0][0][0].shape[0] - obs_dim)
+        for k, (layers, hk) in enumerate(zip(self.critics, hidden, strict=True)):
             rows = (pick == k).nonzero().squeeze(1)
             m = rows.numel()
             if m == 0:
@@ -225,12 +239,12 @@ class FusedUpdate:
             # oneDNN compiles a kernel per matmul shape; padding the row count to a multiple of _ROWS keeps
             # the shapes few (and cached) although the split changes at every step. Padded rows are discarded.
             padded = torch.cat([rows, rows.new_zeros(-m % _ROWS)]) if m % _ROWS else rows
-            hk = hidden[k]
-            w_top = weights[n - 1][k, :, 0].mul(scale)
+            n = len(layers)
+            w_top = layers[n - 1][0].mul(scale)
             dz = self.critic_bwd(w_top.expand(padded.numel(), -1).clone(), hk[-1].index_select(0, padded))
             for i in range(n - 2, 0, -1):
-                dz = self.critic_bwd(mm(dz, weights[i][k].t()), hk[i - 1].index_select(0, padded))
-            d_act.index_copy_(0, rows, mm(dz, weights[0][k, obs_dim:, :].t())[:m])
+                dz = self.critic_bwd(mm(dz, layers[i][0].t()), hk[i - 1].index_select(0, padded))
+            d_act.index_copy_(0, rows, mm(dz, layers[0][0][obs_dim:].t())[:m])
         return d_act
 
     # -- the update -------------------------------------------------------------------------------
@@ -243,13 +257,21 @@ class FusedUpdate:
         p, g = lr.params, lr.generator
         b, obs_dim, act_dim = obs.shape[0], obs.shape[1], act.shape[1]
         alpha = lr.alpha
+        # Noise in the autograd engine's order: a' for the target, then ã for the first actor step. The actor
+        # does not change before that step, so one forward pass over [s'; s] serves both.
+        eps = torch.randn((b, act_dim), generator=g)
+        if actor_steps:
+            eps_pi = torch.randn((b, act_dim), generator=g)
+            both = self._actor_forward(torch.cat([next_obs, obs]), torch.cat([eps, eps_pi]))
+            f_next, f_pi = _rows(both, 0, b), _rows(both, b, 2 * b)
+        else:
+            f_next = self._actor_forward(next_obs, eps)
         # target y = r + γ(1 − d)(min_e Q̄_e(s', a') − α log π(a'|s'))
-        f = self._actor_forward(next_obs, torch.randn((b, act_dim), generator=g))
-        _, q_next = self._critic_forward(self.target_params, torch.cat([next_obs, f["action"]], 1))
-        target = q_next.amin(0).sub_(f["logp"], alpha=alpha).mul_(1.0 - done).mul_(p.gamma).add_(rew)
+        _, q_next = self._critic_forward(self.targets, torch.cat([next_obs, f_next["action"]], 1))
+        target = q_next.amin(0).sub_(f_next["logp"], alpha=alpha).mul_(1.0 - done).mul_(p.gamma).add_(rew)
         # critic step
         x = torch.cat([obs, act], 1)
-        hidden, q = self._critic_forward(self.critic_params, x)
+        hidden, q = self._critic_forward(self.critics, x)
         td = q - target
         stats = UpdateStats(0.0, float(q.mean()), td[0].abs().numpy())
         wtd = td * weights if weights is not None else td.clone()
@@ -257,15 +279,16 @@ class FusedUpdate:
         self._critic_backward(x, hidden, wtd.mul_(2.0 / b))
         lr.critic_opt.step()
         # actor steps (and α steps)
-        for _ in range(actor_steps):
-            f = self._actor_forward(obs, torch.randn((b, act_dim), generator=g))
-            hidden_pi, q_pi = self._critic_forward(self.critic_params, torch.cat([obs, f["action"]], 1))
-            logp = f["logp"]
-            mean_logp = float(logp.mean())
-            stats.actor_loss += alpha * mean_logp - float(q_pi.amin(0).mean())
-            self._actor_backward(f, self._min_q_action_grad(hidden_pi, q_pi, obs_dim, -1.0 / b), alpha)
+        for step in range(actor_steps):
+            if step:
+                f_pi = self._actor_forward(obs, torch.randn((b, act_dim), generator=g))
+            hidden_pi, q_pi = self._critic_forward(self.critics, torch.cat([obs, f_pi["action"]], 1))
+            q_min, pick = q_pi.min(0)  # on a tie the first critic, as autograd's min(0) sends the gradient
+            mean_logp = float(f_pi["logp"].mean())
+            stats.actor_loss += alpha * mean_logp - float(q_min.mean())
+            self._actor_backward(f_pi, self._min_q_action_grad(hidden_pi, pick, obs_dim, -1.0 / b), alpha)
             lr.actor_opt.step()
-            alpha = lr._alpha_step(logp, stats)
+            alpha = lr._alpha_step(mean_logp, stats)
             stats.actor_steps += 1
             stats.entropy -= mean_logp
         return stats

@@ -13,9 +13,11 @@ One call of :meth:`SACLearner.update` on a batch (s, a, r, s', d, importance wei
 3. **Targets.** Q̄ ← (1 − τ) Q̄ + τ Q.
 
 Two engines compute exactly this: ``autograd`` (plain PyTorch autograd, the readable definition) and
-``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls; on
-one core of the 2-core AMD EPYC dev machine an update at batch 512 takes ≈ 8 ms against ≈ 16 ms for
-``autograd`` and ≈ 20 ms for Stable-Baselines3, see ``benchmarks/sac.py``). They agree to float32 rounding.
+``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls). On
+one thread of the 2-core AVX-512 AMD EPYC dev machine, batch 512, 256×256 networks, an update took 16.1 ms
+(fused) against 21.5 ms (autograd) and 27.2 ms (Stable-Baselines3), and 16.2 against 24.5 ms for SB3 with the
+ISA capped to AVX2 (``benchmarks/sac.py --quick [--isa avx2]``, lines of 2026-12-01 06:24 and 06:27 in
+``benchmarks/results/sac.jsonl``, load ≈ 1.0–1.5). They agree to float32 rounding.
 All noise comes from one ``torch.Generator`` in a fixed order, so a run is reproducible and resumable.
 """
 
@@ -91,6 +93,7 @@ class SACLearner:
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=params.alpha_lr)
         self.updates = 0
         self.engine = engine
+        self._polyak = (list(self.critic_target.parameters()), list(self.critic.parameters()))
         if engine == "fused":
             from sport_sac.fused import FusedUpdate
 
@@ -109,7 +112,7 @@ class SACLearner:
         else:
             stats = self._autograd_update(obs, act, rew, next_obs, done, weights, actor_steps)
         with torch.no_grad():
-            torch._foreach_lerp_(list(self.critic_target.parameters()), list(self.critic.parameters()), self.params.tau)
+            torch._foreach_lerp_(self._polyak[0], self._polyak[1], self.params.tau)
         return stats
 
     # -- the readable definition ---------------------------------------------------------------
@@ -137,17 +140,20 @@ class SACLearner:
             for param, grad in zip(actor_params, torch.autograd.grad(actor_loss, actor_params), strict=True):
                 param.grad = grad
             self.actor_opt.step()
-            alpha = self._alpha_step(logp.detach(), stats)
+            alpha = self._alpha_step(float(logp.detach().mean()), stats)
             stats.actor_steps += 1
             stats.actor_loss += actor_loss.item()
             stats.entropy += -logp.mean().item()
         return stats
 
-    def _alpha_step(self, logp: torch.Tensor, stats: UpdateStats) -> float:
-        """One Adam step on log α with loss −log α · mean(log π + H̄); returns the new α."""
+    def _alpha_step(self, mean_logp: float, stats: UpdateStats) -> float:
+        """One Adam step on log α with loss −log α · (mean log π + H̄) given the batch's mean log π; returns the
+        new α."""
         if self.params.autotune_alpha:
-            gap = float(logp.mean()) + self.params.target_entropy
-            self.log_alpha.grad = torch.tensor(-gap, device=self.log_alpha.device)
+            gap = mean_logp + self.params.target_entropy
+            if self.log_alpha.grad is None:
+                self.log_alpha.grad = torch.zeros_like(self.log_alpha)
+            self.log_alpha.grad.fill_(-gap)
             self.alpha_opt.step()
             stats.alpha_loss += -float(self.log_alpha.detach()) * gap
         return self.alpha
