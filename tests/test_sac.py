@@ -126,6 +126,23 @@ def test_fused_engine_matches_autograd(matmul, policy_delay):
     assert fast.alpha == pytest.approx(ref.alpha, rel=1e-6)
 
 
+def test_the_fused_engine_survives_zero_grad_between_updates():
+    """The fused engine writes gradients into the parameters' ``.grad`` tensors; ``zero_grad()`` (which sets them
+    to None) between updates must not leave it writing into tensors the optimisers no longer read."""
+    plain, zeroed = make_learner("fused", policy_delay=1), make_learner("fused", policy_delay=1)
+    g = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        batch = random_batch(g)
+        plain.update(*batch)
+        zeroed.critic_opt.zero_grad()
+        zeroed.actor_opt.zero_grad()
+        zeroed.update(*batch)
+    for (name, x), (_, y) in zip(plain.critic.named_parameters(), zeroed.critic.named_parameters(), strict=True):
+        assert torch.equal(x, y), name
+    for (name, x), (_, y) in zip(plain.actor.named_parameters(), zeroed.actor.named_parameters(), strict=True):
+        assert torch.equal(x, y), name
+
+
 @pytest.mark.parametrize("matmul", MATMULS)
 def test_min_q_action_gradient_goes_through_the_first_critic_on_a_tie(matmul):
     """∂ min_e Q_e/∂a through the minimising critic only; on an exact tie autograd's ``min(0)`` picks the first

@@ -110,24 +110,30 @@ class FusedUpdate:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
         self.learner = learner
         self.backend, self.mm = make_matmul(matmul)
-        actor = learner.actor
         self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
         self.actor_act = _activation(layout)
         self.actor_bwd = _BACKWARD[self.actor_act]
         self.critic_act = learner.critic.activation
         self.critic_bwd = _BACKWARD[self.critic_act]
         self.lo, self.hi = layout.log_std_min, layout.log_std_max
-        for p in [*actor.parameters(), *learner.critic.parameters()]:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
         # Plain references: module and ParameterList attribute lookups cost more than the small ops here.
         # load_state_dict copies into these same tensors, so the references stay valid.
         self.scale, self.bias = layout.action_scale, layout.action_bias
         mu_head, ls_head = layout.mu_head, layout.log_std_head
         self.heads = (mu_head.weight, ls_head.weight, mu_head.bias, ls_head.bias)
         self.critics = _per_critic(learner.critic)
-        self.critic_grads = _per_critic(learner.critic, grad=True)
         self.targets = _per_critic(learner.critic_target)
+        self._bind_grads()
+
+    def _bind_grads(self) -> None:
+        """Views of the critics' ``.grad`` tensors, which the backward pass writes into (made again if a caller
+        ever set them to None or to new tensors, e.g. ``zero_grad()``)."""
+        critic = self.learner.critic
+        for p in [*self.learner.actor.parameters(), *critic.parameters()]:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        self.critic_grads = _per_critic(critic, grad=True)
+        self._critic_grad = critic.weights[0].grad
 
     # -- actor ------------------------------------------------------------------------------------
 
@@ -254,6 +260,8 @@ class FusedUpdate:
         from sport_sac.learner import UpdateStats
 
         lr = self.learner
+        if lr.critic.weights[0].grad is not self._critic_grad or self.heads[0].grad is None:  # .grad replaced
+            self._bind_grads()
         p, g = lr.params, lr.generator
         b, obs_dim, act_dim = obs.shape[0], obs.shape[1], act.shape[1]
         alpha = lr.alpha
