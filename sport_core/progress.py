@@ -89,13 +89,16 @@ def _clock(seconds: float) -> str:
 
 @contextlib.contextmanager
 def _lines(total: int | None, description: str, completed: int, every: float) -> Iterator[Callable[[int], None]]:
-    """Log ``done/total (pct), rate/s, time left`` at most every ``every`` seconds, and once at the end."""
-    start, first = time.monotonic(), completed
-    state = {"done": completed, "last": start}
+    """Log ``done/total (pct), rate/s, time left`` at most every ``every`` seconds, and once at the end. The rate
+    is that of the interval since the previous line (a trainer's random warm-up steps are far faster than its
+    learning steps, so an average since the start would promise too early an end)."""
+    now = time.monotonic()
+    state = {"done": completed, "last": now, "done_at_last": completed, "first": completed}
 
-    def line() -> None:
-        done, elapsed = state["done"], time.monotonic() - start
-        rate = (done - first) / elapsed if elapsed > 0 else 0.0
+    def line(now: float) -> None:
+        done, elapsed = state["done"], now - state["last"]
+        rate = (done - state["done_at_last"]) / elapsed if elapsed > 0 else 0.0
+        state.update(last=now, done_at_last=done)
         if total:
             left = f", {_clock((total - done) / rate)} left" if rate > 0 and done < total else ""
             log.info("%s: %d/%d (%.0f%%), %.1f/s%s", description, done, total, 100 * done / total, rate, left)
@@ -106,9 +109,8 @@ def _lines(total: int | None, description: str, completed: int, every: float) ->
         state["done"] += n
         now = time.monotonic()
         if now - state["last"] >= every:
-            state["last"] = now
-            line()
+            line(now)
 
     yield advance
-    if state["done"] != first:
-        line()
+    if state["done"] != state["first"]:
+        line(time.monotonic())
