@@ -18,6 +18,8 @@ from pathlib import Path
 
 SIMD = ("avx", "avx2", "fma", "f16c")  # and every avx512* and amx* flag the CPU reports
 ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+#: the caps that make an AVX-512 CPU compute as one without it (torch's kernels, oneDNN and MKL)
+AVX2_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULTS_ENV = "SPORT_BENCH_RESULTS"
 
@@ -28,6 +30,18 @@ def _load() -> float | None:
 
 
 _LOAD_AT_START = _load()  # when the benchmark imported this module, before it ran anything
+
+
+def isa_caps() -> dict[str, str]:
+    """The instruction-set cap variables set in this process's environment."""
+    return {k: os.environ[k] for k in ISA_CAPS if k in os.environ}
+
+
+def cap_isa() -> None:
+    """Restart this process with :data:`AVX2_CAP` set, unless it already is: torch, oneDNN and MKL read these
+    variables when they load, so they cannot take effect in a process that has imported torch."""
+    if any(os.environ.get(k) != v for k, v in AVX2_CAP.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_CAP})
 
 
 def _torch_build(config: str) -> dict:
@@ -69,7 +83,7 @@ def _static() -> dict:
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch_build": _torch_build(torch.__config__.show()),
         # instruction-set caps in force (ATEN_CPU_CAPABILITY=avx2 etc. emulate a CPU without AVX-512)
-        "isa_caps": {k: os.environ[k] for k in ISA_CAPS if k in os.environ},
+        "isa_caps": isa_caps(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
 

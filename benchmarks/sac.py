@@ -42,7 +42,7 @@ os.environ.setdefault("SPORT_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from machine import emit
+from machine import cap_isa, emit, isa_caps
 
 from sport_core.plugins import load_plugin_manager
 from sport_core.recipe import validate
@@ -73,16 +73,6 @@ VARIANTS = {
         "engine": "autograd",
     },
 }
-
-
-ISA_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-
-
-def cap_isa() -> None:
-    """Restart this process with :data:`ISA_CAP` set, unless it already is: torch, oneDNN and MKL read these
-    variables when they load, so they cannot take effect in a process that has imported torch."""
-    if any(os.environ.get(k) != v for k, v in ISA_CAP.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ISA_CAP})
 
 
 def ours_steps_per_s(pm, env: dict, warmup: int, steps: int, variant: dict, out: Path) -> float:
@@ -240,7 +230,7 @@ def main() -> None:
     ).env
     env_maker = env_ref.build(pm.registry)
     variants = dict(list(VARIANTS.items())[:1]) if args.quick else VARIANTS
-    isa_env = {k: os.environ[k] for k in ISA_CAP if k in os.environ}
+    isa_env = isa_caps()
     with tempfile.TemporaryDirectory() as tmp:
         sb3_rate, model = sb3_steps_per_s(env_maker.make, args.warmup, args.steps)
         for name, variant in variants.items():

@@ -34,7 +34,7 @@ os.environ.setdefault("SPORT_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from machine import emit
+from machine import cap_isa, emit, isa_caps
 
 from sport_core.plugins import load_plugin_manager
 from sport_sac.critics import TwinCritic
@@ -43,16 +43,6 @@ from sport_sac.learner import LearnerParams, SACLearner
 BATCH = 512
 OBS_DIM, ACT_DIM = 34, 2  # the paper env's sizes (SafetyPointReachAvoidLowFreqCurriculum5-v0)
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
-
-
-ISA_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-
-
-def cap_isa() -> None:
-    """Restart this process with :data:`ISA_CAP` set, unless it already is: torch, oneDNN and MKL read these
-    variables when they load, so they cannot take effect in a process that has imported torch."""
-    if any(os.environ.get(k) != v for k, v in ISA_CAP.items()):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **ISA_CAP})
 
 
 def learner(pm, engine: str) -> SACLearner:
@@ -151,7 +141,7 @@ def main() -> None:
                 "own_limit_ms": round(own_limit_ms, 2),
                 "own_of_limit": round(own_limit_ms / ms, 2),
                 "top": {e.key: round(100 * e.self_cpu_time_total / total, 1) for e in top},
-                "isa_env": {k: os.environ[k] for k in ISA_CAP if k in os.environ},
+                "isa_env": isa_caps(),
             },
         )
 
