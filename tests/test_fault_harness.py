@@ -9,28 +9,18 @@ of reference artifacts to show that the comparison would see a lost, a doubled o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.scripts import load_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def load_faults():
-    spec = importlib.util.spec_from_file_location("faults", ROOT / "tools" / "faults.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["faults"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-faults = load_faults()
+faults = load_script("tools/faults.py", "faults")
 
 
 @pytest.fixture(scope="module")

@@ -4,26 +4,15 @@ that writes manifests, so that nothing trains."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.scripts import load_script
 
-
-def load_pipeline():
-    spec = importlib.util.spec_from_file_location("bench_pipeline", ROOT / "benchmarks" / "pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_pipeline"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pipeline = load_pipeline()
+pipeline = load_script("benchmarks/pipeline.py", "bench_pipeline")
 
 
 def write_run(folder: Path, name: str, stages: dict, created: str, finished: str, parallel: int | None = None) -> Path:
