@@ -61,7 +61,7 @@ def portable_extras(pm: Any) -> list[tuple[str, Any]] | str:
     """``pm.extras`` in a form a spawned process can rebuild (modules by name, objects pickled), or a sentence
     saying which plugin cannot be sent to another process."""
     extras: list[tuple[str, Any]] = []
-    for name, plugin in getattr(pm, "extras", []):
+    for name, plugin in pm.extras:
         if isinstance(plugin, ModuleType):
             extras.append((name, plugin.__name__))
             continue

@@ -13,6 +13,7 @@ outputs still have their recorded hashes; a stage that was running when the run 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -229,7 +230,8 @@ class Runner:
                 extras = portable_extras(self.pm) if limit > 1 else []
                 if isinstance(extras, str):
                     log.warning("running stages one at a time: %s", extras)
-                if limit > 1 and not isinstance(extras, str):
+                    limit = 1
+                if limit > 1:
                     self._run_parallel(selected, manifest, executor, limit, extras)
                 else:
                     for name in selected:
@@ -295,8 +297,8 @@ class Runner:
         job = StageJob(
             run_dir=self.run_dir,
             stage=name,
-            manifest=json.loads(json.dumps(manifest)),
-            autoload=getattr(self.pm, "autoload", True),
+            manifest=copy.deepcopy(manifest),
+            autoload=self.pm.autoload,
             extras=extras,
             log_level=log.getEffectiveLevel(),
         )
@@ -371,7 +373,7 @@ class Runner:
                 self.recipe.stage(name),
                 manifest,
                 executor,
-                commit=lambda: report(json.loads(json.dumps(manifest["stages"][name]))),
+                commit=lambda: report(copy.deepcopy(manifest["stages"][name])),
             )
         finally:
             self._unregister(loggers)
