@@ -66,23 +66,23 @@ def batch() -> tuple:
 
 
 def own_flop(lrn: SACLearner, data: tuple) -> float:
-    """FLOPs of the matrix products of one fused update, counted at its matmul calls (2·m·k·n each)."""
+    """FLOPs of the matrix products of one fused update, counted at its product calls (2·m·k·n each)."""
     count = [0.0]
-    inner, torch_mm = lrn._fused.mm, torch.mm
+    inner, torch_mm = lrn._fused.linear, torch.mm
 
-    def mm(a, b, *args, **kwargs):
-        count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
-        return inner(a, b, *args, **kwargs)
+    def linear(a, w, *args, **kwargs):  # a [m, k] @ wᵀ, w [n, k]
+        count[0] += 2.0 * a.shape[0] * a.shape[1] * w.shape[0]
+        return inner(a, w, *args, **kwargs)
 
     def blas_mm(a, b, **kwargs):
         count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
         return torch_mm(a, b, **kwargs)
 
-    lrn._fused.mm, torch.mm = mm, blas_mm
+    lrn._fused.linear, torch.mm = linear, blas_mm
     try:
         lrn.update(*data)
     finally:
-        lrn._fused.mm, torch.mm = inner, torch_mm
+        lrn._fused.linear, torch.mm = inner, torch_mm
     return count[0]
 
 

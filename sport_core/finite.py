@@ -12,6 +12,7 @@ written before the number went bad, is kept.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +29,14 @@ class NonFiniteError(SportError):
 def nonfinite(value: Any) -> str | None:
     """``"nan"``, ``"inf"`` or ``"-inf"`` for the first non-finite element of ``value`` (a float, an array or a
     tensor), or None when every element is finite."""
-    if isinstance(value, torch.Tensor):
+    # the common, finite case first and cheaply: trainers call this at every env step
+    if isinstance(value, float | int):
+        if math.isfinite(value):
+            return None
+    elif isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        if np.isfinite(value).all():
+            return None
+    elif isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     array = np.asarray(value, dtype=np.float64)
     bad = ~np.isfinite(array)

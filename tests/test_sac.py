@@ -157,7 +157,7 @@ def test_min_q_action_gradient_goes_through_the_first_critic_on_a_tie(matmul):
     q1 = torch.where(tie, q[1] - q[1].detach() + q[0].detach(), q[1])  # value exactly Q_0 on tie rows
     (ref,) = torch.autograd.grad(torch.stack([q[0], q1]).min(0).values.sum(), a)
     with torch.no_grad():
-        hidden, qf = f._critic_forward(f.critics, torch.cat([obs, act], 1))
+        hidden, qf = f._critic_forward(f.critics, f.critics_t, torch.cat([obs, act], 1))
         qf[1] = torch.where(tie, qf[0], qf[1])
         pick = qf.min(0).indices
         assert bool((pick[tie] == 0).all()) and bool((pick[~tie] == 1).any())

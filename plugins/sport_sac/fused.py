@@ -33,7 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sport_sac.kernels import make_matmul
+from sport_sac.kernels import make_linear
+from sport_sac.optim import adam_step
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _ROWS = 32  # row-count granularity of the per-critic backward (see _min_q_action_grad)
@@ -51,6 +52,11 @@ def _tanh_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
 
 
 _BACKWARD = {"relu": _relu_backward_, "tanh": _tanh_backward_}
+#: the same as new tensors: the gradient may then be a broadcast (expanded) view
+_BACKWARD_NEW = {
+    "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0.0),
+    "tanh": lambda grad, out: torch.ops.aten.tanh_backward(grad, out),
+}
 _MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -88,11 +94,18 @@ def _per_critic(critic: nn.Module, grad: bool = False) -> list[list[tuple[torch.
     return [[(ws[i][k, :, 0] if i == n - 1 else ws[i][k], bs[i][k]) for i in range(n)] for k in range(critic.ensemble)]
 
 
-def _rows(f: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
-    """The rows ``start:stop`` of an actor forward pass (views; ``w_heads`` is shared)."""
+def _transposed(critics: list[list[tuple[torch.Tensor, torch.Tensor]]]) -> list[list[torch.Tensor]]:
+    """W_l[k]ᵀ per critic and hidden layer: the [out, in] views the forward products take (made once)."""
+    return [[w.t() for w, _ in layers[:-1]] for layers in critics]
+
+
+def _rows(f: dict[str, Any], start: int, stop: int, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The rows ``start:stop`` of an actor forward pass (views; ``w_heads`` is shared), of ``keys`` only if
+    given."""
     return {
         k: (v if k == "w_heads" else [h[start:stop] for h in v] if k == "hidden" else v[start:stop])
         for k, v in f.items()
+        if keys is None or k in keys
     }
 
 
@@ -109,8 +122,9 @@ class FusedUpdate:
         if reason is not None:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
         self.learner = learner
-        self.backend, self.mm = make_matmul(matmul)
+        self.backend, self.linear = make_linear(matmul)
         self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
+        self.trunk_t = [m.weight.t() for m in layout.trunk[::2]]  # [in, out] views for the input gradients
         self.actor_act = _activation(layout)
         self.actor_bwd = _BACKWARD[self.actor_act]
         self.critic_act = learner.critic.activation
@@ -123,6 +137,7 @@ class FusedUpdate:
         self.heads = (mu_head.weight, ls_head.weight, mu_head.bias, ls_head.bias)
         self.critics = _per_critic(learner.critic)
         self.targets = _per_critic(learner.critic_target)
+        self.critics_t, self.targets_t = _transposed(self.critics), _transposed(self.targets)
         self._bind_grads()
 
     def _bind_grads(self) -> None:
@@ -139,17 +154,18 @@ class FusedUpdate:
 
     def _actor_forward(self, obs: torch.Tensor, eps: torch.Tensor) -> dict[str, Any]:
         """Sampled squashed action and its log-probability for noise ``eps``, keeping what backward needs."""
-        mm = self.mm
+        linear = self.linear
         mu_w, ls_w, mu_b, ls_b = self.heads
         hidden = []
         h = obs
         for w, bias in self.trunk:
-            h = mm(h, w.t(), bias, self.actor_act)
+            h = linear(h, w, bias, self.actor_act)
             hidden.append(h)
         d = eps.shape[1]
         w_heads = torch.cat([mu_w, ls_w])
-        heads = mm(h, w_heads.t(), torch.cat([mu_b, ls_b]))
-        mu, raw = heads[:, :d], heads[:, d:]
+        heads = linear(h, w_heads, torch.cat([mu_b, ls_b]))
+        # contiguous halves: elementwise kernels on a [B, d] view with row stride 2d are ~10× slower
+        mu, raw = heads[:, :d].contiguous(), heads[:, d:].contiguous()
         t = torch.tanh(raw)
         log_std = t.add(1.0).mul_(0.5 * (self.hi - self.lo)).add_(self.lo)
         std = log_std.exp()
@@ -173,7 +189,7 @@ class FusedUpdate:
 
     def _actor_backward(self, f: dict[str, Any], d_action: torch.Tensor, alpha: float) -> None:
         """Write ∂L/∂θ of L = mean(α log π − min Q) into the actor's ``.grad`` (formulas in the module doc)."""
-        mm = self.mm
+        linear = self.linear
         mu_w, ls_w, mu_b, ls_b = self.heads
         b = d_action.shape[0]
         y, t = f["y"], f["t"]
@@ -186,56 +202,72 @@ class FusedUpdate:
         torch.mm(d_raw.t(), h, out=ls_w.grad)
         torch.sum(dx, 0, out=mu_b.grad)
         torch.sum(d_raw, 0, out=ls_b.grad)
-        dz = self.actor_bwd(mm(torch.cat([dx, d_raw], 1), f["w_heads"]), h)
+        dz = self.actor_bwd(torch.mm(torch.cat([dx, d_raw], 1), f["w_heads"]), h)  # inner width 2·act_dim: BLAS
         for i in range(len(self.trunk) - 1, -1, -1):
             w, bias = self.trunk[i]
             # dzᵀ h_in is the [out, in] gradient itself: the BLAS writes it in place, no transposed copy
             torch.mm(dz.t(), hidden[i - 1] if i > 0 else f["obs"], out=w.grad)
             torch.sum(dz, 0, out=bias.grad)
             if i > 0:
-                dz = self.actor_bwd(mm(dz, w), hidden[i - 1])
+                dz = self.actor_bwd(linear(dz, self.trunk_t[i]), hidden[i - 1])
 
     # -- critics ----------------------------------------------------------------------------------
 
     def _critic_forward(
-        self, critics: list[list[tuple[torch.Tensor, torch.Tensor]]], x: torch.Tensor
+        self,
+        critics: list[list[tuple[torch.Tensor, torch.Tensor]]],
+        weights_t: list[list[torch.Tensor]],
+        x: torch.Tensor,
     ) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
-        """Hidden outputs (per critic, per layer) and Q-values [E, B] of ``critics`` (:func:`_per_critic`) at
-        inputs ``x`` [B, in]."""
+        """Hidden outputs (per critic, per layer) and Q-values [E, B] of ``critics`` (:func:`_per_critic`, with
+        ``weights_t`` their :func:`_transposed`) at inputs ``x`` [B, in]."""
         q = torch.empty(len(critics), x.shape[0])
-        hidden = []
-        for k, layers in enumerate(critics):
-            h, hk = x, []
-            for w, bias in layers[:-1]:
-                h = self.mm(h, w, bias, self.critic_act)
-                hk.append(h)
-            w, bias = layers[-1]
-            torch.addmv(bias, h, w, out=q[k])
-            hidden.append(hk)
+        hidden = [
+            self._one_critic_forward(layers, w_t, x, q[k])
+            for k, (layers, w_t) in enumerate(zip(critics, weights_t, strict=True))
+        ]
         return hidden, q
 
-    def _critic_backward(self, x: torch.Tensor, hidden: list[list[torch.Tensor]], dq: torch.Tensor) -> None:
-        """Write the critics' weight gradients for ∂L/∂Q = ``dq`` [E, B] into their ``.grad``."""
-        for layers, grads, hk, dqk in zip(self.critics, self.critic_grads, hidden, dq, strict=True):
-            n = len(layers)
-            g_w, g_b = grads[n - 1]
-            torch.mv(hk[-1].t(), dqk, out=g_w)
-            torch.sum(dqk, 0, keepdim=True, out=g_b)
-            dz = self.critic_bwd(torch.outer(dqk, layers[n - 1][0]), hk[-1])
-            for i in range(n - 2, -1, -1):
-                g_w, g_b = grads[i]
-                # h_inᵀ dz is the [in, out] gradient itself: the BLAS writes it in place, no transposed copy
-                torch.mm(hk[i - 1].t() if i > 0 else x.t(), dz, out=g_w)
-                torch.sum(dz, 0, out=g_b)
-                if i > 0:
-                    dz = self.critic_bwd(self.mm(dz, layers[i][0].t()), hk[i - 1])
+    def _one_critic_forward(
+        self, layers: list[tuple[torch.Tensor, torch.Tensor]], w_t: list[torch.Tensor], x: torch.Tensor, q: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """One critic's hidden outputs at inputs ``x``; its Q-values [B] go into ``q``."""
+        h, hk = x, []
+        for (_, bias), w in zip(layers[:-1], w_t, strict=False):
+            h = self.linear(h, w, bias, self.critic_act)
+            hk.append(h)
+        w, bias = layers[-1]
+        torch.addmv(bias, h, w, out=q)
+        return hk
+
+    def _critic_backward(
+        self,
+        layers: list[tuple[torch.Tensor, torch.Tensor]],
+        grads: list[tuple[torch.Tensor, torch.Tensor]],
+        x: torch.Tensor,
+        hk: list[torch.Tensor],
+        dqk: torch.Tensor,
+    ) -> None:
+        """Write one critic's weight gradients for ∂L/∂Q = ``dqk`` [B] into ``grads`` (views of its ``.grad``)."""
+        n = len(layers)
+        g_w, g_b = grads[n - 1]
+        torch.mv(hk[-1].t(), dqk, out=g_w)
+        torch.sum(dqk, 0, keepdim=True, out=g_b)
+        dz = self.critic_bwd(torch.outer(dqk, layers[n - 1][0]), hk[-1])
+        for i in range(n - 2, -1, -1):
+            g_w, g_b = grads[i]
+            # h_inᵀ dz is the [in, out] gradient itself: the BLAS writes it in place, no transposed copy
+            torch.mm(hk[i - 1].t() if i > 0 else x.t(), dz, out=g_w)
+            torch.sum(dz, 0, out=g_b)
+            if i > 0:
+                dz = self.critic_bwd(self.linear(dz, layers[i][0]), hk[i - 1])
 
     def _min_q_action_grad(
         self, hidden: list[list[torch.Tensor]], pick: torch.Tensor, obs_dim: int, scale: float
     ) -> torch.Tensor:
         """``scale`` · ∂ min_e Q_e(s, a)/∂a [B, act_dim] with ``pick`` [B] the minimising critic of each row,
         back-propagating each row through that critic only."""
-        mm = self.mm
+        linear = self.linear
         d_act = torch.empty(pick.shape[0], self.critics[0][0][0].shape[0] - obs_dim)
         for k, (layers, hk) in enumerate(zip(self.critics, hidden, strict=True)):
             rows = (pick == k).nonzero().squeeze(1)
@@ -246,11 +278,11 @@ class FusedUpdate:
             # the shapes few (and cached) although the split changes at every step. Padded rows are discarded.
             padded = torch.cat([rows, rows.new_zeros(-m % _ROWS)]) if m % _ROWS else rows
             n = len(layers)
-            w_top = layers[n - 1][0].mul(scale)
-            dz = self.critic_bwd(w_top.expand(padded.numel(), -1).clone(), hk[-1].index_select(0, padded))
+            w_top = layers[n - 1][0].mul(scale).expand(padded.numel(), -1)
+            dz = _BACKWARD_NEW[self.critic_act](w_top, hk[-1].index_select(0, padded))
             for i in range(n - 2, 0, -1):
-                dz = self.critic_bwd(mm(dz, layers[i][0].t()), hk[i - 1].index_select(0, padded))
-            d_act.index_copy_(0, rows, mm(dz, layers[0][0][obs_dim:].t())[:m])
+                dz = self.critic_bwd(linear(dz, layers[i][0]), hk[i - 1].index_select(0, padded))
+            d_act.index_copy_(0, rows, torch.mm(dz, layers[0][0][obs_dim:].t())[:m])  # output width act_dim: BLAS
         return d_act
 
     # -- the update -------------------------------------------------------------------------------
@@ -271,31 +303,34 @@ class FusedUpdate:
         if actor_steps:
             eps_pi = torch.randn((b, act_dim), generator=g)
             both = self._actor_forward(torch.cat([next_obs, obs]), torch.cat([eps, eps_pi]))
-            f_next, f_pi = _rows(both, 0, b), _rows(both, b, 2 * b)
+            f_next, f_pi = _rows(both, 0, b, ("action", "logp")), _rows(both, b, 2 * b)
         else:
             f_next = self._actor_forward(next_obs, eps)
         # target y = r + γ(1 − d)(min_e Q̄_e(s', a') − α log π(a'|s'))
-        _, q_next = self._critic_forward(self.targets, torch.cat([next_obs, f_next["action"]], 1))
+        _, q_next = self._critic_forward(self.targets, self.targets_t, torch.cat([next_obs, f_next["action"]], 1))
         target = q_next.amin(0).sub_(f_next["logp"], alpha=alpha).mul_(1.0 - done).mul_(p.gamma).add_(rew)
-        # critic step
+        # critic step, one critic at a time: its backward pass finds its activations still in cache
         x = torch.cat([obs, act], 1)
-        hidden, q = self._critic_forward(self.critics, x)
-        td = q - target
-        stats = UpdateStats(0.0, float(q.mean()), td[0].abs().numpy())
-        wtd = td * weights if weights is not None else td.clone()
-        stats.critic_loss = float(torch.dot(wtd.reshape(-1), td.reshape(-1))) / b
-        self._critic_backward(x, hidden, wtd.mul_(2.0 / b))
-        lr.critic_opt.step()
+        q, td = torch.empty(len(self.critics), b), torch.empty(len(self.critics), b)
+        critic_loss = 0.0
+        for k, (layers, w_t, grads) in enumerate(zip(self.critics, self.critics_t, self.critic_grads, strict=True)):
+            hk = self._one_critic_forward(layers, w_t, x, q[k])
+            torch.sub(q[k], target, out=td[k])
+            wtd = td[k] * weights if weights is not None else td[k].clone()
+            critic_loss += float(torch.dot(wtd, td[k]))
+            self._critic_backward(layers, grads, x, hk, wtd.mul_(2.0 / b))
+        stats = UpdateStats(critic_loss / b, float(q.mean()), td[0].abs().numpy())
+        adam_step(lr.critic_opt)
         # actor steps (and α steps)
         for step in range(actor_steps):
             if step:
                 f_pi = self._actor_forward(obs, torch.randn((b, act_dim), generator=g))
-            hidden_pi, q_pi = self._critic_forward(self.critics, torch.cat([obs, f_pi["action"]], 1))
+            hidden_pi, q_pi = self._critic_forward(self.critics, self.critics_t, torch.cat([obs, f_pi["action"]], 1))
             q_min, pick = q_pi.min(0)  # on a tie the first critic, as autograd's min(0) sends the gradient
             mean_logp = float(f_pi["logp"].mean())
             stats.actor_loss += alpha * mean_logp - float(q_min.mean())
             self._actor_backward(f_pi, self._min_q_action_grad(hidden_pi, pick, obs_dim, -1.0 / b), alpha)
-            lr.actor_opt.step()
+            adam_step(lr.actor_opt)
             alpha = lr._alpha_step(mean_logp, stats)
             stats.actor_steps += 1
             stats.entropy -= mean_logp

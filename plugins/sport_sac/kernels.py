@@ -1,4 +1,4 @@
-"""Dense 2-D matmuls for the fused SAC engine: ``act(a @ b + bias)`` through oneDNN or the BLAS.
+"""Dense 2-D products for the fused SAC engine: ``act(a @ wᵀ + bias)`` through oneDNN or the BLAS.
 
 Why a choice: PyTorch sends float32 ``mm``/``addmm`` on CPU to its BLAS (MKL on x86), which on AMD CPUs runs
 its AVX2 code path. oneDNN picks its kernels by the instruction set alone; on an AVX-512 core (e.g. AMD Zen 5)
@@ -27,14 +27,16 @@ def onednn_available() -> bool:
         return False
 
 
-MatMul = Callable[..., torch.Tensor]
+Linear = Callable[..., torch.Tensor]
 
 
-def make_matmul(backend: str = "auto") -> tuple[str, MatMul]:
-    """``(name, mm)`` with ``mm(a, b, bias=None, act="none") = act(a @ b + bias)`` for 2-D float32 tensors.
+def make_linear(backend: str = "auto") -> tuple[str, Linear]:
+    """``(name, linear)`` with ``linear(a, w, bias=None, act="none") = act(a @ wᵀ + bias)`` for 2-D float32
+    tensors, ``w`` in ``nn.Linear``'s [out, in] layout (a transposed view is free: pass ``W.t()`` for an
+    [in, out] matrix ``W``, made once by the caller, since even ``.t()`` costs a dispatch per call).
 
-    ``act`` is ``"none"``, ``"relu"`` or ``"tanh"``; ``a`` and ``b`` may be transposed views.
-    ``auto`` takes oneDNN when :func:`onednn_available`, else the BLAS.
+    ``act`` is ``"none"``, ``"relu"`` or ``"tanh"``. ``auto`` takes oneDNN when :func:`onednn_available`, else
+    the BLAS.
     """
     if backend not in BACKENDS:
         raise ValueError(f"matmul backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -43,20 +45,19 @@ def make_matmul(backend: str = "auto") -> tuple[str, MatMul]:
     if backend == "onednn":
         if not onednn_available():
             raise ValueError("matmul backend 'onednn' is not available in this PyTorch build; use 'blas' or 'auto'")
-        linear = torch.ops.mkldnn._linear_pointwise
+        pointwise = torch.ops.mkldnn._linear_pointwise
 
-        def mm(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, act: str = "none") -> torch.Tensor:
-            # oneDNN's linear computes a @ wᵀ + bias with w = [out, in]; bᵀ is a free view
-            return linear(a, b.t(), bias, act, [None], "")
+        def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, act: str = "none"):
+            return pointwise(a, w, bias, act, [None], "")
 
-        return "onednn", mm
+        return "onednn", linear
 
-    def mm_blas(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None, act: str = "none") -> torch.Tensor:
-        out = torch.mm(a, b) if bias is None else torch.addmm(bias, a, b)
+    def linear_blas(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, act: str = "none"):
+        out = torch.mm(a, w.t()) if bias is None else torch.addmm(bias, a, w.t())
         if act == "relu":
             out.relu_()
         elif act == "tanh":
             out.tanh_()
         return out
 
-    return "blas", mm_blas
+    return "blas", linear_blas

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from sport_sac.critics import TwinCritic
+from sport_sac.optim import adam_step
 
 
 @attrs.frozen
@@ -84,13 +85,13 @@ class SACLearner:
             .requires_grad_(False)
         )
         self.critic_target.load_state_dict(critic.state_dict())
-        # One fused kernel per optimiser step; both engines use the same optimisers.
+        # One fused kernel per optimiser step (sport_sac.optim.adam_step); both engines use the same optimisers.
         self.actor_opt = torch.optim.Adam(actor.parameters(), lr=params.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(critic.parameters(), lr=params.critic_lr, fused=True)
         self.log_alpha = nn.Parameter(
             torch.tensor(math.log(params.initial_alpha), device=device), requires_grad=params.autotune_alpha
         )
-        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=params.alpha_lr)
+        self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=params.alpha_lr, fused=True)
         self.updates = 0
         self.engine = engine
         self._polyak = (list(self.critic_target.parameters()), list(self.critic.parameters()))
@@ -131,7 +132,7 @@ class SACLearner:
         critic_params = list(self.critic.parameters())
         for param, grad in zip(critic_params, torch.autograd.grad(critic_loss, critic_params), strict=True):
             param.grad = grad
-        self.critic_opt.step()
+        adam_step(self.critic_opt)
         stats = UpdateStats(critic_loss.item(), q.mean().item(), td[0].detach().abs().cpu().numpy().copy())
         actor_params = list(self.actor.parameters())
         for _ in range(actor_steps):
@@ -139,7 +140,7 @@ class SACLearner:
             actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
             for param, grad in zip(actor_params, torch.autograd.grad(actor_loss, actor_params), strict=True):
                 param.grad = grad
-            self.actor_opt.step()
+            adam_step(self.actor_opt)
             alpha = self._alpha_step(float(logp.detach().mean()), stats)
             stats.actor_steps += 1
             stats.actor_loss += actor_loss.item()
@@ -154,7 +155,7 @@ class SACLearner:
             if self.log_alpha.grad is None:
                 self.log_alpha.grad = torch.zeros_like(self.log_alpha)
             self.log_alpha.grad.fill_(-gap)
-            self.alpha_opt.step()
+            adam_step(self.alpha_opt)
             stats.alpha_loss += -float(self.log_alpha.detach()) * gap
         return self.alpha
 
