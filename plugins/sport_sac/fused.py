@@ -12,7 +12,10 @@ gradients that feed an optimiser are computed:
   per row (rows grouped by critic) instead of once per critic, and no critic weight gradient is formed;
 * weight gradients are BLAS products written straight into ``.grad`` (oneDNN would first copy the transposed
   operand), and the first actor step shares one actor forward pass with the target (the actor does not
-  change in between), the noise still drawn in the autograd engine's order.
+  change in between), the noise still drawn in the autograd engine's order;
+* the critic step runs critic by critic (forward, then at once its backward pass, whose activations are then
+  still in cache: ∂L/∂Q_e needs only Q_e and the target), and the transposed weight views every product
+  takes are made once, not per call.
 
 The actor (a ``gaussian-mlp`` policy: trunk of Linear + activation, heads μ and raw log σ, bounded
 log σ = lo + (hi − lo)(tanh(raw) + 1)/2, a = tanh(x)·scale + bias with x = μ + σ ε) gives, with ε fixed,

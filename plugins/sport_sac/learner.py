@@ -13,11 +13,13 @@ One call of :meth:`SACLearner.update` on a batch (s, a, r, s', d, importance wei
 3. **Targets.** Q̄ ← (1 − τ) Q̄ + τ Q.
 
 Two engines compute exactly this: ``autograd`` (plain PyTorch autograd, the readable definition) and
-``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls). On
-one thread of the 2-core AVX-512 AMD EPYC dev machine, batch 512, 256×256 networks, an update took 16.1 ms
-(fused) against 21.5 ms (autograd) and 27.2 ms (Stable-Baselines3), and 16.2 against 24.5 ms for SB3 with the
-ISA capped to AVX2 (``benchmarks/sac.py --quick [--isa avx2]``, lines of 2026-12-01 06:24 and 06:27 in
-``benchmarks/results/sac.jsonl``, load ≈ 1.0–1.5). They agree to float32 rounding.
+``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls). Both
+step their optimisers with :func:`sport_sac.optim.adam_step` (``Adam.step()`` bit for bit, less Python). On one
+thread of a 2-core "Intel(R) Xeon(R) Processor" (AVX-512 and AMX; no finer model name), batch 512, 256×256
+networks, an update took 11.52 ms (fused) against 14.15 ms (autograd) and 18.63 ms (Stable-Baselines3), and 19.33
+against 29.26 ms for SB3 with the ISA capped to AVX2 (``benchmarks/sac.py --quick [--isa avx2]``, SB3
+interleaved in blocks of 5 updates; lines of 2026-12-01 11:11 and 11:19 in ``benchmarks/results/sac.jsonl``).
+They agree to float32 rounding.
 All noise comes from one ``torch.Generator`` in a fixed order, so a run is reproducible and resumable.
 """
 
