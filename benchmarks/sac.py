@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
 os.environ.setdefault("SPORT_NO_PROGRESS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -203,11 +204,7 @@ def concurrent_pairs(env_name: str, warmup: int, steps: int, variant: dict) -> l
         ]
         for proc in procs:
             proc.start()
-        got = {side: (rate, start, end) for side, rate, start, end in (queue.get() for _ in procs)}
-        for proc in procs:
-            proc.join()
-            if proc.exitcode:
-                raise SystemExit(f"a benchmark process failed (exit code {proc.exitcode})")
+        got = _collect(procs, queue)
         (ours, o0, o1), (sb3, s0, s1) = got["ours"], got["sb3"]
         overlap = max(0.0, min(o1, s1) - max(o0, s0)) / max(1e-9, min(o1 - o0, s1 - s0))
         pairs.append(
@@ -221,6 +218,28 @@ def concurrent_pairs(env_name: str, warmup: int, steps: int, variant: dict) -> l
             }
         )
     return pairs
+
+
+def _collect(procs: list, queue) -> dict[str, tuple[float, float, float]]:
+    """Each side's ``(steps/s, window start, end)`` from ``queue``. A side that dies first would leave the
+    other waiting at the barrier for ever: stop both and exit with one line naming it."""
+    got: dict[str, tuple[float, float, float]] = {}
+    while len(got) < len(procs):
+        try:
+            side, *result = queue.get(timeout=2.0)
+            got[side] = tuple(result)
+        except Empty:
+            dead = [(side, p.exitcode) for side, p in zip(("ours", "sb3"), procs, strict=True) if p.exitcode]
+            if dead:
+                for p in procs:
+                    p.terminate()
+                side, code = dead[0]
+                raise SystemExit(
+                    f"benchmarks/sac.py: the {side} process failed (exit code {code}); its traceback is above"
+                ) from None
+    for proc in procs:
+        proc.join()
+    return got
 
 
 def env_maker_of(pm, env_table: dict):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--env", "pointmass", "--quick", "--warmup", "64", "--steps", "64", "--update-repeats", "10"]
 
@@ -58,3 +60,12 @@ def test_sequential_pairing_divides_by_the_faster_sb3_run(tmp_path):
     (line,) = [line for line in lines if line["measure"] == "env_steps_per_s"]
     assert line["pairing"].startswith("sequential") and "pairs" not in line
     assert line["speedup"] == pytest.approx(line["ours"] / line["sb3"], abs=0.02)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="concurrent pairing needs two usable cores")
+def test_a_side_that_fails_stops_the_pair_with_one_line_instead_of_hanging(monkeypatch):
+    """The other side would wait at the start barrier for ever: it is stopped, and the error names the side."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # spawned children import the script as ``sac``
+    bench = load_script("benchmarks/sac.py", "sac")
+    with pytest.raises(SystemExit, match=r"the ours process failed \(exit code 1\)"):
+        bench.concurrent_pairs("pointmass", 8, 8, {"no_such_key": 1})

@@ -236,7 +236,7 @@ class FusedUpdate:
     ) -> list[torch.Tensor]:
         """One critic's hidden outputs at inputs ``x``; its Q-values [B] go into ``q``."""
         h, hk = x, []
-        for (_, bias), w in zip(layers[:-1], w_t, strict=False):
+        for (_, bias), w in zip(layers[:-1], w_t, strict=True):
             h = self.linear(h, w, bias, self.critic_act)
             hk.append(h)
         w, bias = layers[-1]
