@@ -63,6 +63,7 @@ def test_sequential_pairing_divides_by_the_faster_sb3_run(tmp_path):
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="concurrent pairing needs two usable cores")
+@pytest.mark.timeout(180)  # the failure this guards against is a hang
 def test_a_side_that_fails_stops_the_pair_with_one_line_instead_of_hanging(monkeypatch):
     """The other side would wait at the start barrier for ever: it is stopped, and the error names the side."""
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # spawned children import the script as ``sac``
