@@ -17,10 +17,11 @@ from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.weights import ModelCard, load_policy, save_policy
 from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
+from sport_sac import fused, kernels
 from sport_sac.critics import TwinCritic
 from sport_sac.curriculum import Curriculum
 from sport_sac.fused import FusedUpdate
-from sport_sac.kernels import onednn_available
+from sport_sac.kernels import blas_runs_full_isa, onednn_available
 from sport_sac.learner import LearnerParams, SACLearner
 
 MATMULS = ["blas", *(["onednn"] if onednn_available() else [])]
@@ -141,6 +142,62 @@ def test_the_fused_engine_survives_zero_grad_between_updates():
         assert torch.equal(x, y), name
     for (name, x), (_, y) in zip(plain.actor.named_parameters(), zeroed.actor.named_parameters(), strict=True):
         assert torch.equal(x, y), name
+
+
+def test_the_blas_takes_plain_products_only_where_it_runs_the_full_instruction_set():
+    """MKL runs its AVX2 code on a non-Intel CPU: there oneDNN keeps every product (AVX-512 is ~2× faster)."""
+    assert blas_runs_full_isa("GenuineIntel", "AVX512")
+    assert blas_runs_full_isa("AuthenticAMD", "AVX2")
+    assert blas_runs_full_isa("GenuineIntel", "AVX2")
+    assert not blas_runs_full_isa("AuthenticAMD", "AVX512")
+    assert not blas_runs_full_isa("", "AVX512")
+
+
+@pytest.mark.skipif(not onednn_available(), reason="oneDNN's linear kernel is not in this PyTorch build")
+@pytest.mark.parametrize("full_isa", [True, False])
+def test_fused_engine_matches_autograd_with_the_plain_products_on_either_backend(monkeypatch, full_isa):
+    """With the products that have no activation on oneDNN (the rule on an AMD AVX-512 CPU: the min-Q rows then
+    padded to a multiple of 32) or on the BLAS (unpadded), the fused engine is the autograd engine's update."""
+    monkeypatch.setattr(kernels, "blas_runs_full_isa", lambda: full_isa)
+    monkeypatch.setattr(fused, "blas_runs_full_isa", lambda: full_isa)
+    ref, fast = make_learner("autograd", policy_delay=1), make_learner("fused", "onednn", policy_delay=1)
+    assert fast._fused.pad_rows is not full_isa
+    g = torch.Generator().manual_seed(11)
+    for _ in range(4):
+        batch = random_batch(g, n=50)  # 50 rows: the two critics' shares are not multiples of 32
+        a, b = ref.update(*batch), fast.update(*batch)
+        assert b.actor_loss == pytest.approx(a.actor_loss, rel=1e-4, abs=1e-6)
+    for (name, x), (_, y) in zip(ref.actor.named_parameters(), fast.actor.named_parameters(), strict=True):
+        assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), name
+
+
+@pytest.mark.parametrize("engine", ["fused", "autograd"])
+def test_an_update_leaves_no_inference_tensor_behind(engine):
+    """The fused update and the Polyak step run in ``torch.inference_mode``; the parameters, their ``.grad``
+    (bound afresh after ``zero_grad()``), log α's ``.grad`` and the optimiser states they create must still be
+    normal tensors: an inference tensor cannot be updated in place, nor saved for backward, outside the mode."""
+    lrn = make_learner(engine, policy_delay=1)
+    g = torch.Generator().manual_seed(3)
+    lrn.update(*random_batch(g))  # the first step creates the optimiser states
+    lrn.critic_opt.zero_grad()
+    lrn.actor_opt.zero_grad()
+    lrn.update(*random_batch(g))
+    opts = (lrn.critic_opt, lrn.actor_opt, lrn.alpha_opt)
+    params = [*lrn.actor.parameters(), *lrn.critic.parameters(), *lrn.critic_target.parameters(), lrn.log_alpha]
+    tensors = {
+        **{f"param {i}": p for i, p in enumerate(params)},
+        **{f"grad {i}": p.grad for i, p in enumerate(params) if p.grad is not None},
+        **{f"state {i}.{k}": v for i, s in enumerate(o.state[p] for o in opts for p in o.state) for k, v in s.items()},
+    }
+    assert len(tensors) > 30
+    assert not [name for name, t in tensors.items() if t.is_inference()]
+    # and the learner goes on outside the mode: in-place, autograd, a state round trip
+    for o in opts:
+        o.zero_grad(set_to_none=False)
+    loss = lrn.actor.sample(torch.randn(4, 6))[1].sum()
+    loss.backward()
+    lrn.load_state_dict(lrn.state_dict())
+    lrn.update(*random_batch(g))
 
 
 @pytest.mark.parametrize("matmul", MATMULS)

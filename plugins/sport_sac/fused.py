@@ -36,12 +36,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from sport_sac.kernels import make_linear
+from sport_sac.kernels import blas_runs_full_isa, make_linear
 from sport_sac.optim import adam_step
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-_ROWS = 32  # row-count granularity of the per-critic backward (see _min_q_action_grad)
 _LOG_2 = math.log(2.0)
+_ROWS = 32  # row-count granularity of the per-critic backward where it runs on oneDNN (see _min_q_action_grad)
 
 
 def _relu_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -126,6 +126,7 @@ class FusedUpdate:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
         self.learner = learner
         self.backend, self.linear = make_linear(matmul)
+        self.pad_rows = self.backend == "onednn" and not blas_runs_full_isa()
         self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
         self.trunk_t = [m.weight.t() for m in layout.trunk[::2]]  # [in, out] views for the input gradients
         self.actor_act = _activation(layout)
@@ -277,9 +278,10 @@ class FusedUpdate:
             m = rows.numel()
             if m == 0:
                 continue
-            # oneDNN compiles a kernel per matmul shape; padding the row count to a multiple of _ROWS keeps
-            # the shapes few (and cached) although the split changes at every step. Padded rows are discarded.
-            padded = torch.cat([rows, rows.new_zeros(-m % _ROWS)]) if m % _ROWS else rows
+            # The row count changes at every step. oneDNN builds a kernel per product shape: where these products
+            # (no activation) go to oneDNN, the rows are padded to a multiple of _ROWS, which keeps the shapes few
+            # (and cached); the padded rows are discarded. The BLAS builds nothing per shape: no padding.
+            padded = torch.cat([rows, rows.new_zeros(-m % _ROWS)]) if self.pad_rows and m % _ROWS else rows
             n = len(layers)
             w_top = layers[n - 1][0].mul(scale).expand(padded.numel(), -1)
             dz = _BACKWARD_NEW[self.critic_act](w_top, hk[-1].index_select(0, padded))
@@ -290,13 +292,21 @@ class FusedUpdate:
 
     # -- the update -------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def update(self, obs, act, rew, next_obs, done, weights, actor_steps: int):
+        """One update (the learner's :meth:`~sport_sac.learner.SACLearner.update` contract), computed in
+        ``torch.inference_mode``: its tensors are all intermediate (the parameters, their ``.grad`` and the
+        optimiser states are written in place and stay normal tensors), and the mode drops the view and
+        version-counter bookkeeping that ``no_grad`` still does at each of the update's ~150 operations."""
+        lr = self.learner
+        if lr.critic.weights[0].grad is not self._critic_grad or self.heads[0].grad is None:  # .grad replaced
+            self._bind_grads()  # outside inference mode: .grad must stay a normal tensor
+        with torch.inference_mode():
+            return self._update(obs, act, rew, next_obs, done, weights, actor_steps)
+
+    def _update(self, obs, act, rew, next_obs, done, weights, actor_steps: int):
         from sport_sac.learner import UpdateStats
 
         lr = self.learner
-        if lr.critic.weights[0].grad is not self._critic_grad or self.heads[0].grad is None:  # .grad replaced
-            self._bind_grads()
         p, g = lr.params, lr.generator
         b, obs_dim, act_dim = obs.shape[0], obs.shape[1], act.shape[1]
         alpha = lr.alpha

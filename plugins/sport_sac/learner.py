@@ -114,7 +114,7 @@ class SACLearner:
             stats = self._fused.update(obs, act, rew, next_obs, done, weights, actor_steps)
         else:
             stats = self._autograd_update(obs, act, rew, next_obs, done, weights, actor_steps)
-        with torch.no_grad():
+        with torch.inference_mode():  # in place on the target parameters, which stay normal tensors
             torch._foreach_lerp_(self._polyak[0], self._polyak[1], self.params.tau)
         return stats
 
@@ -155,7 +155,8 @@ class SACLearner:
         if self.params.autotune_alpha:
             gap = mean_logp + self.params.target_entropy
             if self.log_alpha.grad is None:
-                self.log_alpha.grad = torch.zeros_like(self.log_alpha)
+                with torch.inference_mode(False):  # the fused engine steps in inference mode: a normal .grad
+                    self.log_alpha.grad = torch.zeros_like(self.log_alpha)
             self.log_alpha.grad.fill_(-gap)
             adam_step(self.alpha_opt)
             stats.alpha_loss += -float(self.log_alpha.detach()) * gap

@@ -9,7 +9,8 @@ and the optimiser's state (and ``state_dict``) is the one ``step()`` would leave
 
 ``torch._fused_adam_`` is a private operator: whenever it is missing, or the optimiser is not a plain fused
 CPU Adam (amsgrad, maximize, weight decay, decoupled weight decay, a tensor learning rate, a missing
-gradient, a parameter not yet stepped so its state does not exist), the step is ``optimizer.step()``.
+gradient, a parameter not yet stepped so its state does not exist), the step is ``optimizer.step()``, run
+outside inference mode (a caller may be in it, and the state that step creates must be normal tensors).
 """
 
 from __future__ import annotations
@@ -32,21 +33,28 @@ def _fast_group(optimizer: torch.optim.Optimizer) -> dict | None:
     return group
 
 
+def _step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()`` outside inference mode, so the state it may create is made of normal tensors (an
+    inference tensor cannot be updated in place once the mode is left)."""
+    with torch.inference_mode(False):
+        optimizer.step()
+
+
 def adam_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``, bit for bit, with the fused kernel called directly where that is possible."""
     group = _fast_group(optimizer)
     if group is None:
-        optimizer.step()
+        _step(optimizer)
         return
     params = group["params"]
     state = optimizer.state
     states = [state.get(p) for p in params]
     grads = [p.grad for p in params]
     if any(s is None or "exp_avg" not in s for s in states) or any(g is None for g in grads):
-        optimizer.step()  # the first step creates the state; None grads are skipped by step()
+        _step(optimizer)  # the first step creates the state; None grads are skipped by step()
         return
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
-        optimizer.step()
+        _step(optimizer)
         return
     steps = [s["step"] for s in states]
     beta1, beta2 = group["betas"]
