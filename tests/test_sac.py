@@ -23,16 +23,20 @@ from sport_sac.curriculum import Curriculum
 from sport_sac.fused import FusedUpdate
 from sport_sac.kernels import blas_runs_full_isa, onednn_available
 from sport_sac.learner import LearnerParams, SACLearner
+from sport_sac.passes import numba_available
 
 MATMULS = ["blas", *(["onednn"] if onednn_available() else [])]
 
 
-def make_learner(engine="autograd", matmul="auto", obs_dim=6, act_dim=2, hidden=(32, 32), seed=0, **params):
+def make_learner(
+    engine="autograd", matmul="auto", obs_dim=6, act_dim=2, hidden=(32, 32), seed=0, passes="auto", act="relu", **params
+):
     torch.manual_seed(seed)
     scale, bias = [0.5, 2.0][:act_dim], [0.0, 1.0][:act_dim]
-    actor = GaussianMLPPolicy(obs_dim, act_dim, scale, bias, GaussianMLPConfig(hidden=hidden))
-    critic = TwinCritic(obs_dim, act_dim, hidden)
-    return SACLearner(actor, critic, LearnerParams(**params), torch.Generator().manual_seed(seed + 1), engine, matmul)
+    actor = GaussianMLPPolicy(obs_dim, act_dim, scale, bias, GaussianMLPConfig(hidden=hidden, activation=act))
+    critic = TwinCritic(obs_dim, act_dim, hidden, act)
+    g = torch.Generator().manual_seed(seed + 1)
+    return SACLearner(actor, critic, LearnerParams(**params), g, engine, matmul, passes)
 
 
 def random_batch(g, n=64, obs_dim=6, act_dim=2):
@@ -104,13 +108,21 @@ def test_twin_critic_equals_separate_mlps():
         assert torch.allclose(q[k], h[:, 0], atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("passes", "act", "hidden"),
+    [("torch", "relu", (32, 32)), ("numba", "relu", (32, 32)), ("numba", "tanh", (32, 32)), ("numba", "relu", (24,))],
+)
 @pytest.mark.parametrize("policy_delay", [1, 2])
 @pytest.mark.parametrize("matmul", MATMULS)
-def test_fused_engine_matches_autograd(matmul, policy_delay):
+def test_fused_engine_matches_autograd(matmul, policy_delay, passes, act, hidden):
     """Same batches, same noise: both engines give the same losses, TD errors and parameters (policy_delay 1:
-    the actor step every update, its forward pass shared with the target's; 2: also a second, unshared one)."""
-    ref = make_learner("autograd", policy_delay=policy_delay)
-    fast = make_learner("fused", matmul, policy_delay=policy_delay)
+    the actor step every update, its forward pass shared with the target's; 2: also a second, unshared one),
+    with the elementwise passes in torch or compiled, ReLU or tanh networks, one or two hidden layers."""
+    if passes == "numba" and not numba_available():
+        pytest.skip("numba does not import here")
+    ref = make_learner("autograd", policy_delay=policy_delay, act=act, hidden=hidden)
+    fast = make_learner("fused", matmul, policy_delay=policy_delay, passes=passes, act=act, hidden=hidden)
+    assert fast._fused.critic_passes.name == passes
     g = torch.Generator().manual_seed(5)
     for _ in range(5):
         batch = random_batch(g)

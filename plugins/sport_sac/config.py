@@ -38,7 +38,9 @@ class SACConfig:
     every random number of an episode, stays on the CPU. ``engine`` "fused" (hand-derived gradients with
     oneDNN/BLAS kernels: fast, CPU only) or "autograd" (plain PyTorch, any policy, any device); with
     ``device = "auto"`` on a GPU the autograd engine is used;
-    ``matmul`` backend of the fused engine; ``checkpoint_every`` env steps between resumable checkpoints
+    ``matmul`` backend of the fused engine and its elementwise ``passes`` (``auto``: compiled with numba where
+    it imports, else ``torch``; see :mod:`sport_sac.passes`); ``checkpoint_every`` env steps between resumable
+    checkpoints
     (taken at the next episode end); ``log_every`` env steps between metric records; ``torch_threads``.
     """
 
@@ -72,6 +74,7 @@ class SACConfig:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     engine: Literal["fused", "autograd"] = "fused"
     matmul: Literal["auto", "onednn", "blas"] = "auto"
+    passes: Literal["auto", "numba", "torch"] = "auto"
     checkpoint_every: int = attrs.field(default=10_000, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)
     torch_threads: int = attrs.field(default=1, validator=_positive)

@@ -38,28 +38,13 @@ from torch import nn
 
 from sport_sac.kernels import blas_runs_full_isa, make_linear
 from sport_sac.optim import adam_step
+from sport_sac.passes import make_passes
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 _ROWS = 32  # row-count granularity of the per-critic backward where it runs on oneDNN (see _min_q_action_grad)
 
 
-def _relu_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """grad ← grad · [out > 0] in place (``out`` is the ReLU's output)."""
-    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
-
-
-def _tanh_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """grad ← grad · (1 − out²) in place (``out`` is the tanh's output)."""
-    return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)
-
-
-_BACKWARD = {"relu": _relu_backward_, "tanh": _tanh_backward_}
-#: the same as new tensors: the gradient may then be a broadcast (expanded) view
-_BACKWARD_NEW = {
-    "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0.0),
-    "tanh": lambda grad, out: torch.ops.aten.tanh_backward(grad, out),
-}
 _MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
@@ -120,7 +105,7 @@ def _activation(layout: Any) -> str:
 class FusedUpdate:
     """The fused engine bound to one :class:`sport_sac.learner.SACLearner`."""
 
-    def __init__(self, learner: Any, matmul: str = "auto") -> None:
+    def __init__(self, learner: Any, matmul: str = "auto", passes: str = "auto") -> None:
         layout, reason = _layout(learner.actor)
         if reason is not None:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
@@ -130,9 +115,9 @@ class FusedUpdate:
         self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
         self.trunk_t = [m.weight.t() for m in layout.trunk[::2]]  # [in, out] views for the input gradients
         self.actor_act = _activation(layout)
-        self.actor_bwd = _BACKWARD[self.actor_act]
+        self.actor_passes = make_passes(passes, self.actor_act)
         self.critic_act = learner.critic.activation
-        self.critic_bwd = _BACKWARD[self.critic_act]
+        self.critic_passes = make_passes(passes, self.critic_act)
         self.lo, self.hi = layout.log_std_min, layout.log_std_max
         # Plain references: module and ParameterList attribute lookups cost more than the small ops here.
         # load_state_dict copies into these same tensors, so the references stay valid.
@@ -206,14 +191,14 @@ class FusedUpdate:
         torch.mm(d_raw.t(), h, out=ls_w.grad)
         torch.sum(dx, 0, out=mu_b.grad)
         torch.sum(d_raw, 0, out=ls_b.grad)
-        dz = self.actor_bwd(torch.mm(torch.cat([dx, d_raw], 1), f["w_heads"]), h)  # inner width 2·act_dim: BLAS
-        for i in range(len(self.trunk) - 1, -1, -1):
-            w, bias = self.trunk[i]
+        passes, n = self.actor_passes, len(self.trunk)
+        # inner width 2·act_dim: BLAS; then the activation's backward, the bias gradient on the way
+        dz = passes.backward_sum_(torch.mm(torch.cat([dx, d_raw], 1), f["w_heads"]), h, self.trunk[n - 1][1].grad)
+        for i in range(n - 1, -1, -1):
             # dzᵀ h_in is the [out, in] gradient itself: the BLAS writes it in place, no transposed copy
-            torch.mm(dz.t(), hidden[i - 1] if i > 0 else f["obs"], out=w.grad)
-            torch.sum(dz, 0, out=bias.grad)
+            torch.mm(dz.t(), hidden[i - 1] if i > 0 else f["obs"], out=self.trunk[i][0].grad)
             if i > 0:
-                dz = self.actor_bwd(linear(dz, self.trunk_t[i]), hidden[i - 1])
+                dz = passes.backward_sum_(linear(dz, self.trunk_t[i]), hidden[i - 1], self.trunk[i - 1][1].grad)
 
     # -- critics ----------------------------------------------------------------------------------
 
@@ -253,18 +238,15 @@ class FusedUpdate:
         dqk: torch.Tensor,
     ) -> None:
         """Write one critic's weight gradients for ∂L/∂Q = ``dqk`` [B] into ``grads`` (views of its ``.grad``)."""
-        n = len(layers)
-        g_w, g_b = grads[n - 1]
-        torch.mv(hk[-1].t(), dqk, out=g_w)
-        torch.sum(dqk, 0, keepdim=True, out=g_b)
-        dz = self.critic_bwd(torch.outer(dqk, layers[n - 1][0]), hk[-1])
+        n, passes = len(layers), self.critic_passes
+        torch.sum(dqk, 0, keepdim=True, out=grads[n - 1][1])
+        # the output layer's weight gradient, and the last hidden layer's bias gradient, on the way
+        dz = passes.top(dqk, layers[n - 1][0], hk[-1], grads[n - 1][0], grads[n - 2][1])
         for i in range(n - 2, -1, -1):
-            g_w, g_b = grads[i]
             # h_inᵀ dz is the [in, out] gradient itself: the BLAS writes it in place, no transposed copy
-            torch.mm(hk[i - 1].t() if i > 0 else x.t(), dz, out=g_w)
-            torch.sum(dz, 0, out=g_b)
+            torch.mm(hk[i - 1].t() if i > 0 else x.t(), dz, out=grads[i][0])
             if i > 0:
-                dz = self.critic_bwd(self.linear(dz, layers[i][0]), hk[i - 1])
+                dz = passes.backward_sum_(self.linear(dz, layers[i][0]), hk[i - 1], grads[i - 1][1])
 
     def _min_q_action_grad(
         self, hidden: list[list[torch.Tensor]], pick: torch.Tensor, obs_dim: int, scale: float
@@ -282,11 +264,10 @@ class FusedUpdate:
             # (no activation) go to oneDNN, the rows are padded to a multiple of _ROWS, which keeps the shapes few
             # (and cached); the padded rows are discarded. The BLAS builds nothing per shape: no padding.
             padded = torch.cat([rows, rows.new_zeros(-m % _ROWS)]) if self.pad_rows and m % _ROWS else rows
-            n = len(layers)
-            w_top = layers[n - 1][0].mul(scale).expand(padded.numel(), -1)
-            dz = _BACKWARD_NEW[self.critic_act](w_top, hk[-1].index_select(0, padded))
+            n, passes = len(layers), self.critic_passes
+            dz = passes.gather_top(layers[n - 1][0].mul(scale), hk[-1], padded)
             for i in range(n - 2, 0, -1):
-                dz = self.critic_bwd(linear(dz, layers[i][0]), hk[i - 1].index_select(0, padded))
+                dz = passes.gather_backward_(linear(dz, layers[i][0]), hk[i - 1], padded)
             d_act.index_copy_(0, rows, torch.mm(dz, layers[0][0][obs_dim:].t())[:m])  # output width act_dim: BLAS
         return d_act
 

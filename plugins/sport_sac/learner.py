@@ -76,6 +76,7 @@ class SACLearner:
         generator: torch.Generator,
         engine: str = "fused",
         matmul: str = "auto",
+        passes: str = "auto",
     ) -> None:
         if engine not in ("fused", "autograd"):
             raise ValueError(f"engine must be 'fused' or 'autograd', got {engine!r}")
@@ -100,7 +101,7 @@ class SACLearner:
         if engine == "fused":
             from sport_sac.fused import FusedUpdate
 
-            self._fused = FusedUpdate(self, matmul)
+            self._fused = FusedUpdate(self, matmul, passes)
 
     @property
     def alpha(self) -> float:

@@ -1,0 +1,195 @@
+"""The elementwise passes of the fused SAC engine's backward, each one sweep over memory: :func:`make_passes`.
+
+Between its matrix products the fused engine (:mod:`sport_sac.fused`) applies activation derivatives and sums
+columns for the bias gradients. As separate torch operators each is a sweep over a [B, 256] tensor (512 KiB at
+batch 512), larger than what stays in a core's cache across an update, so every sweep is paid at memory speed.
+The compiled (numba) passes do in one sweep what torch does in several:
+
+* ``top(dq, w, h, gw, gb) -> dz``: the last hidden layer's input gradient for ∂L/∂Q = ``dq`` [B] through
+  Q = h·w + c: ``dz[b, j] = dq[b] w[j] σ'(h[b, j])``, with ``gw = hᵀ dq`` (the weight gradient) and
+  ``gb[j] = Σ_b dz[b, j]`` (the bias gradient of the layer below) written on the way. torch: ``mv``, ``outer``,
+  the activation's backward and ``sum``: 4 sweeps, here 1.
+* ``backward_sum_(dz, h, gb)``: ``dz ← dz · σ'(h)`` in place and ``gb = Σ_b dz``. torch: 2 sweeps, here 1.
+* ``gather_top(w, h, rows) -> dz`` with ``dz[i, j] = w[j] σ'(h[rows[i], j])`` and ``gather_backward_(dz, h, rows)``
+  with ``dz[i, j] ← dz[i, j] σ'(h[rows[i], j])``: the backward pass of the rows ``rows`` only, without first
+  gathering them (torch: ``index_select`` and then the activation's backward).
+
+σ' is taken from the activation's output h: ``[h > 0]`` for ReLU, ``1 − h²`` for tanh, as autograd does. The
+products and masks are the same float32 operations as torch's; only the order of the column sums differs (a
+rounding-level difference, as between two BLAS libraries).
+
+``make_passes("auto")`` takes numba where it imports, else torch; ``"torch"`` forces the operator sequences
+(the reference, and the fallback tested against the compiled passes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+PASSES = ("auto", "numba", "torch")
+_ACTIVATIONS = ("relu", "tanh")
+
+
+def _threshold_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+
+
+def _tanh_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)
+
+
+class TorchPasses:
+    """The passes as torch operator sequences."""
+
+    name = "torch"
+
+    def __init__(self, activation: str) -> None:
+        self.backward_ = {"relu": _threshold_backward_, "tanh": _tanh_backward_}[activation]
+        self.backward_new = {
+            "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0.0),
+            "tanh": lambda grad, out: torch.ops.aten.tanh_backward(grad, out),
+        }[activation]
+
+    def top(self, dq: torch.Tensor, w: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor):
+        torch.mv(h.t(), dq, out=gw)
+        dz = self.backward_(torch.outer(dq, w), h)
+        torch.sum(dz, 0, out=gb)
+        return dz
+
+    def backward_sum_(self, dz: torch.Tensor, h: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
+        self.backward_(dz, h)
+        torch.sum(dz, 0, out=gb)
+        return dz
+
+    def gather_top(self, w: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        # the gradient may be a broadcast (expanded) view: the out-of-place backward reads it as one
+        return self.backward_new(w.expand(rows.shape[0], -1), h.index_select(0, rows))
+
+    def gather_backward_(self, dz: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return self.backward_(dz, h.index_select(0, rows))
+
+
+def _compile() -> dict[str, Any]:
+    """The numba kernels (compiled on first use, cached on disk by numba)."""
+    import numpy as np
+    from numba import njit
+
+    # fastmath lets LLVM vectorise the column sums (it reassociates them); error_model numpy: no checks per op
+    jit = njit(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+
+    @njit(inline="always")
+    def back(g, v, relu):
+        """The activation's backward for gradient g at output v: g·[v > 0] (ReLU) or g·(1 − v²) (tanh)."""
+        return (g if v > zero else zero) if relu else g * (one - v * v)
+
+    @jit
+    def top(dq, w, h, dz, gw, gb, relu):
+        n, m = h.shape
+        aw = np.zeros(m, np.float32)  # fresh accumulators: provably not aliased, so the loops vectorise
+        ab = np.zeros(m, np.float32)
+        for b in range(n):
+            d = dq[b]
+            for j in range(m):
+                v = h[b, j]
+                aw[j] += v * d
+                g = back(d * w[j], v, relu)
+                dz[b, j] = g
+                ab[j] += g
+        gw[:] = aw
+        gb[:] = ab
+
+    @jit
+    def backward_sum(dz, h, gb, relu):
+        n, m = h.shape
+        ab = np.zeros(m, np.float32)
+        for b in range(n):
+            for j in range(m):
+                g = back(dz[b, j], h[b, j], relu)
+                dz[b, j] = g
+                ab[j] += g
+        gb[:] = ab
+
+    @jit
+    def gather_top(w, h, rows, dz, relu):
+        for i in range(rows.shape[0]):
+            r = rows[i]
+            for j in range(h.shape[1]):
+                dz[i, j] = back(w[j], h[r, j], relu)
+
+    @jit
+    def gather_backward(dz, h, rows, relu):
+        for i in range(rows.shape[0]):
+            r = rows[i]
+            for j in range(h.shape[1]):
+                dz[i, j] = back(dz[i, j], h[r, j], relu)
+
+    return {"top": top, "backward_sum": backward_sum, "gather_top": gather_top, "gather_backward": gather_backward}
+
+
+_KERNELS: dict[str, Any] | None = None
+
+
+def numba_available() -> bool:
+    """Whether the compiled passes can be used (numba imports and compiles them)."""
+    global _KERNELS
+    if _KERNELS is None:
+        try:
+            _KERNELS = _compile()
+        except ImportError:
+            _KERNELS = {}
+    return bool(_KERNELS)
+
+
+class NumbaPasses:
+    """The passes as compiled (numba) sweeps. Every tensor must be a contiguous CPU float32 tensor (``rows``:
+    int64) whose rows are unit-stride; the engine's tensors are (products, activations, ``.grad`` views)."""
+
+    name = "numba"
+
+    def __init__(self, activation: str) -> None:
+        if not numba_available():
+            raise ValueError("the compiled passes need numba, which does not import here; use passes = 'torch'")
+        self.k = _KERNELS
+        self.relu = activation == "relu"
+        self._warm()
+
+    def _warm(self) -> None:
+        """Compile (or load from numba's cache) every kernel now, not in the first update."""
+        h, w, rows = torch.ones(2, 3), torch.ones(3), torch.zeros(1, dtype=torch.int64)
+        self.top(torch.ones(2), w, h, torch.empty(3), torch.empty(3))
+        self.backward_sum_(torch.ones(2, 3), h, torch.empty(3))
+        self.gather_backward_(self.gather_top(w, h, rows), h, rows)
+
+    def top(self, dq: torch.Tensor, w: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor):
+        dz = torch.empty_like(h)
+        self.k["top"](dq.numpy(), w.numpy(), h.numpy(), dz.numpy(), gw.numpy(), gb.numpy(), self.relu)
+        return dz
+
+    def backward_sum_(self, dz: torch.Tensor, h: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
+        self.k["backward_sum"](dz.numpy(), h.numpy(), gb.numpy(), self.relu)
+        return dz
+
+    def gather_top(self, w: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        dz = torch.empty(rows.shape[0], h.shape[1])
+        self.k["gather_top"](w.numpy(), h.numpy(), rows.numpy(), dz.numpy(), self.relu)
+        return dz
+
+    def gather_backward_(self, dz: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        self.k["gather_backward"](dz.numpy(), h.numpy(), rows.numpy(), self.relu)
+        return dz
+
+
+def make_passes(kind: str, activation: str) -> TorchPasses | NumbaPasses:
+    """The passes for a network with hidden ``activation`` (``relu`` or ``tanh``): ``auto`` is numba where it
+    imports, else torch."""
+    if kind not in PASSES:
+        raise ValueError(f"passes must be one of {', '.join(PASSES)}, got {kind!r}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}, got {activation!r}")
+    if kind == "torch" or (kind == "auto" and not numba_available()):
+        return TorchPasses(activation)
+    return NumbaPasses(activation)
