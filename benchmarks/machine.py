@@ -17,9 +17,24 @@ import sys
 from pathlib import Path
 
 SIMD = ("avx", "avx2", "fma", "f16c")  # and every avx512* and amx* flag the CPU reports
-ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
-#: the caps that make an AVX-512 CPU compute as one without it (torch's kernels, oneDNN and MKL)
-AVX2_CAP = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+ISA_CAPS = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "NUMBA_CPU_NAME",
+    "NUMBA_CPU_FEATURES",
+)
+#: the caps that make an AVX-512 CPU compute as one without it (torch's kernels, oneDNN, MKL, and numba's
+#: compiled code, which otherwise targets the host CPU: both of its variables are needed, the name alone keeps
+#: the host's features)
+AVX2_CAP = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+avx2,+fma",
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 RESULTS_ENV = "SPORT_BENCH_RESULTS"
 
@@ -38,8 +53,8 @@ def isa_caps() -> dict[str, str]:
 
 
 def cap_isa() -> None:
-    """Restart this process with :data:`AVX2_CAP` set, unless it already is: torch, oneDNN and MKL read these
-    variables when they load, so they cannot take effect in a process that has imported torch."""
+    """Restart this process with :data:`AVX2_CAP` set, unless it already is: torch, oneDNN, MKL and numba read
+    these variables when they load, so they cannot take effect in a process that has imported torch."""
     if any(os.environ.get(k) != v for k, v in AVX2_CAP.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_CAP})
 

@@ -26,7 +26,8 @@ blocks of 5 updates (ours, SB3, ours, ...) in one process: medians of each side'
 blocks' ratios.
 
 ``--isa avx2`` measures an AVX2-only CPU on an AVX-512 one: the script restarts itself (once parsed) with
-``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` (read when torch and its
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` and numba's
+``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=+avx2,+fma`` (read when torch and its
 libraries load; each line's ``isa_env`` shows them, its machine record ``torch_cpu_capability: AVX2``).
 
 Each measurement prints one JSON line with ours, the SB3 baseline of the same run, the speed-up and the machine

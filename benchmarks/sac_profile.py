@@ -15,8 +15,9 @@ One gradient update (twin critics, actor, entropy coefficient, target critics) a
 * ``top``: the operators with the most self time (``torch.profiler``), as percentages.
 
 ``--isa avx2`` measures an AVX2-only CPU on an AVX-512 one: the script restarts itself (once parsed) with
-``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` (read when torch and its
-libraries load; the machine record then shows ``torch_cpu_capability: AVX2`` and ``isa_env`` the three). Each
+``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` and numba's
+``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=+avx2,+fma`` (read when torch and its
+libraries load; the machine record then shows ``torch_cpu_capability: AVX2`` and ``isa_env`` all five). Each
 engine prints one JSON line with the machine record (``benchmarks/machine.py``) and appends it to
 ``benchmarks/results/sac_profile.jsonl``. Timings are wall clock: read them with the load average.
 Run: ``.venv/bin/python benchmarks/sac_profile.py [--repeats 40] [--isa avx2]``.
