@@ -1,9 +1,10 @@
 """What a benchmark line must say about the machine that produced it, and the one way a benchmark writes a line.
 
 :func:`machine` is the record (CPU model, SIMD flags, cores, load, torch build and threads); :func:`emit` adds
-it, a UTC timestamp and the command line to a result row, prints the row as one JSON line and appends that
-line to ``benchmarks/results/<name>.jsonl``. The environment variable ``SPORT_BENCH_RESULTS`` names another
-folder for the ``.jsonl`` files (smoke runs, tests), and ``SPORT_BENCH_RESULTS=-`` prints without appending.
+it, a UTC timestamp, the command line and the code's git revision to a result row, prints the row as one JSON
+line and appends that line to ``benchmarks/results/<name>.jsonl``. The environment variable
+``SPORT_BENCH_RESULTS`` names another folder for the ``.jsonl`` files (smoke runs, tests), and
+``SPORT_BENCH_RESULTS=-`` prints without appending.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
@@ -129,14 +131,34 @@ def results_file(name: str, results_dir: Path | None = None) -> Path | None:
     return Path(folder) / f"{name}.jsonl"
 
 
+@functools.cache
+def code_revision() -> str | None:
+    """The commit of the code being measured: ``git rev-parse --short HEAD``, with ``+`` appended when a tracked
+    ``.py`` file differs from it (uncommitted changes were measured); None outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess | None:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    head = git("rev-parse", "--short", "HEAD")
+    if head is None or head.returncode != 0 or not head.stdout.strip():
+        return None
+    changed = git("diff", "--quiet", "HEAD", "--", "*.py")
+    return head.stdout.strip() + ("+" if changed is not None and changed.returncode == 1 else "")
+
+
 def emit(name: str, row: dict, results_dir: Path | None = None) -> None:
     """Print ``row`` as one JSON line and append it to ``<results folder>/<name>.jsonl`` (see :func:`results_file`).
 
-    Adds, where the row lacks them, ``time`` (UTC, ISO 8601), ``command`` (this process's command line) and
-    ``machine`` (:func:`machine`)."""
+    Adds, where the row lacks them, ``time`` (UTC, ISO 8601), ``command`` (this process's command line),
+    ``code`` (:func:`code_revision`) and ``machine`` (:func:`machine`)."""
     row = dict(row)
     row.setdefault("time", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     row.setdefault("command", " ".join(sys.argv))
+    row.setdefault("code", code_revision())
     row.setdefault("machine", machine())
     line = json.dumps(row)
     print(line, flush=True)
