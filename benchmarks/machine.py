@@ -150,6 +150,9 @@ def code_revision() -> str | None:
     return head.stdout.strip() + ("+" if changed is not None and changed.returncode == 1 else "")
 
 
+code_revision()  # now, when the benchmark starts: later edits to the tree are not what it measures
+
+
 def emit(name: str, row: dict, results_dir: Path | None = None) -> None:
     """Print ``row`` as one JSON line and append it to ``<results folder>/<name>.jsonl`` (see :func:`results_file`).
 

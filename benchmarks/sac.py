@@ -9,7 +9,9 @@ steps (not timed), then ``--steps`` steps with learning are timed:
   metric bookkeeping); its ``perf/steps_per_s`` over the timed window. Variants: the fused engine with the
   best matmul backend on uniform replay and SB3's schedule (actor every step: ``policy_delay = 1``, the
   like-for-like comparison), the paper's settings (``policy_delay = 2``, prioritized replay), the fused
-  engine on the BLAS backend, and the plain autograd engine.
+  engine on the BLAS backend, the fused engine with public torch operators only (``private_ops = false``:
+  BLAS products and ``Optimizer.step()``, no ``torch.ops.mkldnn`` or ``torch._fused_adam_``), and the plain
+  autograd engine.
 * SB3 2.3.2: ``SAC("MlpPolicy", ...)`` with ``train_freq = 1, gradient_steps = 1``; wall time of the timed
   steps measured by a callback.
 
@@ -79,6 +81,11 @@ VARIANTS = {
         "prioritized_replay": False,
         "policy_delay": 1,
         "matmul": "blas",
+    },
+    "fused with public torch operators only (BLAS, Optimizer.step()), uniform, actor every step": {
+        "prioritized_replay": False,
+        "policy_delay": 1,
+        "private_ops": False,
     },
     "autograd engine, uniform, actor every step": {
         "prioritized_replay": False,
@@ -269,7 +276,7 @@ def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
 
     block = 5
 
-    def interleaved(engine: str, matmul: str) -> tuple[float, float, float]:
+    def interleaved(engine: str, matmul: str, private_ops: bool = True) -> tuple[float, float, float]:
         """Medians of ours' and SB3's ms per update and of their ratio, over blocks of ``block`` updates taken
         in turn (ours, SB3, ours, ...) so that both see the same moments of a shared machine."""
         torch.manual_seed(0)
@@ -281,6 +288,7 @@ def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
             torch.Generator().manual_seed(1),
             engine,
             matmul,
+            private_ops=private_ops,
         )
         for _ in range(10):
             learner.update(*batch)
@@ -301,17 +309,18 @@ def update_ms(pm, env_maker, repeats: int, sb3_model_filled) -> list[dict]:
     rows = []
     from sport_sac.kernels import onednn_available
 
-    engines = [("fused", "onednn")] if onednn_available() else []
-    engines += [("fused", "blas"), ("autograd", "auto")]
-    for engine, matmul in engines:
-        a, b, ratio = interleaved(engine, matmul)
+    engines = [("fused", "onednn", True)] if onednn_available() else []
+    engines += [("fused", "blas", True), ("fused", "blas", False), ("autograd", "auto", True)]
+    for engine, matmul, private_ops in engines:
+        a, b, ratio = interleaved(engine, matmul, private_ops)
+        name = f"{engine} engine" + (f", {matmul} matmul" if engine == "fused" else "")
         rows.append(
             {
                 "benchmark": "sac",
                 "measure": "update_ms",
                 "batch": 512,
                 "ours": round(a, 2),
-                "ours_variant": f"{engine} engine" + (f", {matmul} matmul" if engine == "fused" else ""),
+                "ours_variant": name + ("" if private_ops else ", public torch operators only"),
                 "sb3": round(b, 2),
                 "speedup": round(ratio, 2),
                 "pairing": f"interleaved blocks of {block} updates, medians",

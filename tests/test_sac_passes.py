@@ -87,5 +87,18 @@ def test_without_numba_auto_falls_back_to_torch_and_numba_is_refused(monkeypatch
 
     monkeypatch.setattr(passes, "_KERNELS", {})  # as when numba does not import
     assert make_passes("auto", "relu").name == "torch"
-    with pytest.raises(ValueError, match="need numba"):
+    with pytest.raises(ValueError, match="need numba, which does not work here; use passes = 'torch'"):
         make_passes("numba", "relu")
+
+
+def test_a_numba_that_fails_to_compile_leaves_auto_on_torch(monkeypatch, caplog):
+    import sport_sac.passes as passes
+
+    def broken():
+        raise RuntimeError("LLVM ERROR: no target")
+
+    monkeypatch.setattr(passes, "_KERNELS", None)
+    monkeypatch.setattr(passes, "_compile", broken)
+    assert not passes.numba_available()
+    assert make_passes("auto", "tanh").name == "torch"
+    assert "could not compile" in caplog.text and "LLVM ERROR" in caplog.text

@@ -39,8 +39,9 @@ class SACConfig:
     oneDNN/BLAS kernels: fast, CPU only) or "autograd" (plain PyTorch, any policy, any device); with
     ``device = "auto"`` on a GPU the autograd engine is used;
     ``matmul`` backend of the fused engine and its elementwise ``passes`` (``auto``: compiled with numba where
-    it imports, else ``torch``; see :mod:`sport_sac.passes`); ``checkpoint_every`` env steps between resumable
-    checkpoints
+    it imports, else ``torch``; see :mod:`sport_sac.passes`); ``private_ops`` false keeps the engine to public
+    torch API (products through the BLAS, ``Optimizer.step()``; the same numbers up to the BLAS's summation
+    order, a little slower); ``checkpoint_every`` env steps between resumable checkpoints
     (taken at the next episode end); ``log_every`` env steps between metric records; ``torch_threads``.
     """
 
@@ -75,11 +76,14 @@ class SACConfig:
     engine: Literal["fused", "autograd"] = "fused"
     matmul: Literal["auto", "onednn", "blas"] = "auto"
     passes: Literal["auto", "numba", "torch"] = "auto"
+    private_ops: bool = True
     checkpoint_every: int = attrs.field(default=10_000, validator=_positive)
     log_every: int = attrs.field(default=1_000, validator=_positive)
     torch_threads: int = attrs.field(default=1, validator=_positive)
 
     def __attrs_post_init__(self) -> None:
+        if not self.private_ops and self.matmul == "onednn":
+            raise ValueError("matmul 'onednn' uses a private torch operator: with private_ops = false use 'blas'")
         if not self.critic_hidden or any(h <= 0 for h in self.critic_hidden):
             raise ValueError(f"critic_hidden must be positive layer widths, got {self.critic_hidden}")
         if self.learning_starts >= self.total_steps:

@@ -15,7 +15,11 @@ gradients that feed an optimiser are computed:
   change in between), the noise still drawn in the autograd engine's order;
 * the critic step runs critic by critic (forward, then at once its backward pass, whose activations are then
   still in cache: ∂L/∂Q_e needs only Q_e and the target), and the transposed weight views every product
-  takes are made once, not per call.
+  takes are made once, not per call;
+* between the products, the activation backward, the bias gradients and the output layer's backward are one
+  sweep each over memory (:mod:`sport_sac.passes`: compiled with numba, torch as the fallback), and the whole
+  update runs in ``torch.inference_mode`` (none of its tensors outlives it; parameters, gradients and
+  optimiser states are updated in place and stay normal tensors).
 
 The actor (a ``gaussian-mlp`` policy: trunk of Linear + activation, heads μ and raw log σ, bounded
 log σ = lo + (hi − lo)(tanh(raw) + 1)/2, a = tanh(x)·scale + bias with x = μ + σ ε) gives, with ε fixed,
@@ -37,7 +41,6 @@ import torch
 from torch import nn
 
 from sport_sac.kernels import blas_runs_full_isa, make_linear
-from sport_sac.optim import adam_step
 from sport_sac.passes import make_passes
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -314,7 +317,7 @@ class FusedUpdate:
             critic_loss += float(torch.dot(wtd, td[k]))
             self._critic_backward(layers, grads, x, hk, wtd.mul_(2.0 / b))
         stats = UpdateStats(critic_loss / b, float(q.mean()), td[0].abs().numpy())
-        adam_step(lr.critic_opt)
+        lr.step_optimizer(lr.critic_opt)
         # actor steps (and α steps)
         for step in range(actor_steps):
             if step:
@@ -324,7 +327,7 @@ class FusedUpdate:
             mean_logp = float(f_pi["logp"].mean())
             stats.actor_loss += alpha * mean_logp - float(q_min.mean())
             self._actor_backward(f_pi, self._min_q_action_grad(hidden_pi, pick, obs_dim, -1.0 / b), alpha)
-            adam_step(lr.actor_opt)
+            lr.step_optimizer(lr.actor_opt)
             alpha = lr._alpha_step(mean_logp, stats)
             stats.actor_steps += 1
             stats.entropy -= mean_logp

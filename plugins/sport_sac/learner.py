@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from sport_sac.critics import TwinCritic
-from sport_sac.optim import adam_step
+from sport_sac.optim import adam_step, public_step
 
 
 @attrs.frozen
@@ -77,9 +77,16 @@ class SACLearner:
         engine: str = "fused",
         matmul: str = "auto",
         passes: str = "auto",
+        private_ops: bool = True,
     ) -> None:
         if engine not in ("fused", "autograd"):
             raise ValueError(f"engine must be 'fused' or 'autograd', got {engine!r}")
+        if not private_ops:  # public torch API only: BLAS products, Optimizer.step()
+            if matmul == "onednn":
+                raise ValueError("matmul 'onednn' uses a private torch operator; with private_ops off use 'blas'")
+            matmul = "blas"
+        #: one optimiser step: the fused kernel called directly (bit-identical), or plain ``step()``
+        self.step_optimizer = adam_step if private_ops else public_step
         self.actor, self.critic, self.params, self.generator = actor, critic, params, generator
         device = next(critic.parameters()).device  # the learner runs where its networks are
         self.critic_target = (
@@ -135,7 +142,7 @@ class SACLearner:
         critic_params = list(self.critic.parameters())
         for param, grad in zip(critic_params, torch.autograd.grad(critic_loss, critic_params), strict=True):
             param.grad = grad
-        adam_step(self.critic_opt)
+        self.step_optimizer(self.critic_opt)
         stats = UpdateStats(critic_loss.item(), q.mean().item(), td[0].detach().abs().cpu().numpy().copy())
         actor_params = list(self.actor.parameters())
         for _ in range(actor_steps):
@@ -143,7 +150,7 @@ class SACLearner:
             actor_loss = (alpha * logp - self.critic(obs, new_act).min(0).values).mean()
             for param, grad in zip(actor_params, torch.autograd.grad(actor_loss, actor_params), strict=True):
                 param.grad = grad
-            adam_step(self.actor_opt)
+            self.step_optimizer(self.actor_opt)
             alpha = self._alpha_step(float(logp.detach().mean()), stats)
             stats.actor_steps += 1
             stats.actor_loss += actor_loss.item()
@@ -159,7 +166,7 @@ class SACLearner:
                 with torch.inference_mode(False):  # the fused engine steps in inference mode: a normal .grad
                     self.log_alpha.grad = torch.zeros_like(self.log_alpha)
             self.log_alpha.grad.fill_(-gap)
-            adam_step(self.alpha_opt)
+            self.step_optimizer(self.alpha_opt)
             stats.alpha_loss += -float(self.log_alpha.detach()) * gap
         return self.alpha
 

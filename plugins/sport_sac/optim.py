@@ -33,9 +33,10 @@ def _fast_group(optimizer: torch.optim.Optimizer) -> dict | None:
     return group
 
 
-def _step(optimizer: torch.optim.Optimizer) -> None:
+def public_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()`` outside inference mode, so the state it may create is made of normal tensors (an
-    inference tensor cannot be updated in place once the mode is left)."""
+    inference tensor cannot be updated in place once the mode is left). Public torch API only: what
+    :func:`adam_step` falls back to, and what the SAC trainer uses with ``private_ops = false``."""
     with torch.inference_mode(False):
         optimizer.step()
 
@@ -44,17 +45,17 @@ def adam_step(optimizer: torch.optim.Optimizer) -> None:
     """``optimizer.step()``, bit for bit, with the fused kernel called directly where that is possible."""
     group = _fast_group(optimizer)
     if group is None:
-        _step(optimizer)
+        public_step(optimizer)
         return
     params = group["params"]
     state = optimizer.state
     states = [state.get(p) for p in params]
     grads = [p.grad for p in params]
     if any(s is None or "exp_avg" not in s for s in states) or any(g is None for g in grads):
-        _step(optimizer)  # the first step creates the state; None grads are skipped by step()
+        public_step(optimizer)  # the first step creates the state; None grads are skipped by step()
         return
     if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
-        _step(optimizer)
+        public_step(optimizer)
         return
     steps = [s["step"] for s in states]
     beta1, beta2 = group["betas"]

@@ -24,10 +24,12 @@ rounding-level difference, as between two BLAS libraries).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 
+log = logging.getLogger(__name__)
 PASSES = ("auto", "numba", "torch")
 _ACTIVATIONS = ("relu", "tanh")
 
@@ -130,39 +132,57 @@ def _compile() -> dict[str, Any]:
     return {"top": top, "backward_sum": backward_sum, "gather_top": gather_top, "gather_backward": gather_backward}
 
 
+def _warm(kernels: dict[str, Any]) -> None:
+    """Call every kernel once on tiny arrays: numba compiles them (or loads them from its cache) now, not in the
+    first update, and a failure shows here."""
+    import numpy as np
+
+    h, w, rows, out = (
+        np.ones((2, 3), np.float32),
+        np.ones(3, np.float32),
+        np.zeros(1, np.int64),
+        np.empty(3, np.float32),
+    )
+    for relu in (True, False):
+        dz = np.empty((2, 3), np.float32)
+        kernels["top"](np.ones(2, np.float32), w, h, dz, out, out.copy(), relu)
+        kernels["backward_sum"](dz, h, out, relu)
+        one = np.empty((1, 3), np.float32)
+        kernels["gather_top"](w, h, rows, one, relu)
+        kernels["gather_backward"](one, h, rows, relu)
+
+
 _KERNELS: dict[str, Any] | None = None
 
 
 def numba_available() -> bool:
-    """Whether the compiled passes can be used (numba imports and compiles them)."""
+    """Whether the compiled passes can be used: numba imports and compiles them (once per process; a failure
+    is logged and leaves ``auto`` on the torch passes)."""
     global _KERNELS
     if _KERNELS is None:
         try:
-            _KERNELS = _compile()
+            kernels = _compile()
+            _warm(kernels)
+            _KERNELS = kernels
         except ImportError:
+            _KERNELS = {}
+        except Exception as exc:  # a numba or LLVM failure must not stop training: torch computes the same
+            log.warning("sport_sac: numba could not compile the fused engine's passes (%s); using torch's", exc)
             _KERNELS = {}
     return bool(_KERNELS)
 
 
 class NumbaPasses:
-    """The passes as compiled (numba) sweeps. Every tensor must be a contiguous CPU float32 tensor (``rows``:
-    int64) whose rows are unit-stride; the engine's tensors are (products, activations, ``.grad`` views)."""
+    """The passes as compiled (numba) sweeps. Every tensor must be a CPU float32 tensor (``rows``: int64) with
+    unit-stride rows; the engine's are (products, activations, ``.grad`` views)."""
 
     name = "numba"
 
     def __init__(self, activation: str) -> None:
         if not numba_available():
-            raise ValueError("the compiled passes need numba, which does not import here; use passes = 'torch'")
+            raise ValueError("the compiled passes need numba, which does not work here; use passes = 'torch'")
         self.k = _KERNELS
         self.relu = activation == "relu"
-        self._warm()
-
-    def _warm(self) -> None:
-        """Compile (or load from numba's cache) every kernel now, not in the first update."""
-        h, w, rows = torch.ones(2, 3), torch.ones(3), torch.zeros(1, dtype=torch.int64)
-        self.top(torch.ones(2), w, h, torch.empty(3), torch.empty(3))
-        self.backward_sum_(torch.ones(2, 3), h, torch.empty(3))
-        self.gather_backward_(self.gather_top(w, h, rows), h, rows)
 
     def top(self, dq: torch.Tensor, w: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor):
         dz = torch.empty_like(h)

@@ -167,7 +167,9 @@ class SACTrainer:
         # the update's noise is drawn on the learner's device, so its generator lives there too
         update_gen = torch.Generator(device).manual_seed(seeds["update"])
         engine = self._engine(ctx, device)
-        learner = SACLearner(actor.to(device), critic.to(device), params, update_gen, engine, cfg.matmul, cfg.passes)
+        learner = SACLearner(
+            actor.to(device), critic.to(device), params, update_gen, engine, cfg.matmul, cfg.passes, cfg.private_ops
+        )
         if cfg.prioritized_replay:
             replay = PrioritizedReplayBuffer(cfg.buffer_size, obs_dim, act_dim, cfg.per_alpha, cfg.per_eps)
         else:
