@@ -68,15 +68,20 @@ def batch() -> tuple:
 
 def own_flop(lrn: SACLearner, data: tuple) -> float:
     """FLOPs of the matrix products of one fused update, counted at its product calls (2·m·k·n each)."""
-    count = [0.0]
+    count, in_linear = [0.0], [False]
     inner, torch_mm = lrn._fused.linear, torch.mm
 
     def linear(a, w, *args, **kwargs):  # a [m, k] @ wᵀ, w [n, k]
         count[0] += 2.0 * a.shape[0] * a.shape[1] * w.shape[0]
-        return inner(a, w, *args, **kwargs)
+        in_linear[0] = True  # linear may itself call torch.mm (products without activation): count them once
+        try:
+            return inner(a, w, *args, **kwargs)
+        finally:
+            in_linear[0] = False
 
     def blas_mm(a, b, **kwargs):
-        count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+        if not in_linear[0]:
+            count[0] += 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
         return torch_mm(a, b, **kwargs)
 
     lrn._fused.linear, torch.mm = linear, blas_mm
