@@ -14,11 +14,13 @@ One call of :meth:`SACLearner.update` on a batch (s, a, r, s', d, importance wei
 
 Two engines compute exactly this: ``autograd`` (plain PyTorch autograd, the readable definition) and
 ``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls). Both
-step their optimisers with :func:`sport_sac.optim.adam_step` (``Adam.step()`` bit for bit, less Python). On one
-thread of a 2-core "Intel(R) Xeon(R) Processor" (AVX-512 and AMX; no finer model name), batch 512, 256×256
-networks, an update took 11.52 ms (fused) against 14.15 ms (autograd) and 18.63 ms (Stable-Baselines3), and 19.33
-against 29.26 ms for SB3 with the ISA capped to AVX2 (``benchmarks/sac.py --quick [--isa avx2]``, SB3
-interleaved in blocks of 5 updates; lines of 2026-12-01 11:11 and 11:19 in ``benchmarks/results/sac.jsonl``).
+step their optimisers with :func:`sport_sac.optim.adam_step` (``Adam.step()`` bit for bit, less Python;
+``private_ops=False``: plain ``step()``, and the fused engine's products through the BLAS). On one thread of a
+2-core "Intel(R) Xeon(R) Processor" (AVX-512 and AMX; no finer model name), batch 512, 256×256 networks, the
+fused update took 15.99 ms against Stable-Baselines3's 28.2 ms (1.80×) by default and 24.88 against 39.67 ms
+(1.63×) with the ISA capped to AVX2; the autograd engine 1.34× and 1.25× (``benchmarks/sac.py [--isa avx2]``,
+SB3 interleaved in blocks of 5 updates, on a busy day for that machine; lines with ``"code": "f627eec"`` in
+``benchmarks/results/sac.jsonl``).
 They agree to float32 rounding.
 All noise comes from one ``torch.Generator`` in a fixed order, so a run is reproducible and resumable.
 """
