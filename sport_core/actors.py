@@ -78,7 +78,7 @@ class PolicyActor:
     def reset(self) -> None:
         pass
 
-    @torch.inference_mode()  # the action leaves as numpy: no tensor of this call outlives it
+    @torch.no_grad()
     def act(self, obs: np.ndarray, generator: torch.Generator) -> np.ndarray:
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
         action = self.policy.act(x, generator=generator, deterministic=self.deterministic)

@@ -46,6 +46,8 @@ def test_emit_prints_one_line_with_the_record_and_appends_it(tmp_path, capsys):
     assert printed == stored
     assert stored["speedup"] == 2.0 and {"cpu", "simd", "torch_threads"} <= set(stored["machine"])
     assert stored["time"] and stored["command"]
+    if stored["code"] is None:  # not a git checkout (or no git): nothing to name
+        return
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=BENCHMARKS)
     assert stored["code"].rstrip("+") == head.stdout.strip()  # the commit measured, "+" for uncommitted changes
 

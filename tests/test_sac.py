@@ -178,9 +178,13 @@ def test_fused_engine_matches_autograd_with_the_plain_products_on_either_backend
     for _ in range(4):
         batch = random_batch(g, n=50)  # 50 rows: the two critics' shares are not multiples of 32
         a, b = ref.update(*batch), fast.update(*batch)
+        assert b.critic_loss == pytest.approx(a.critic_loss, rel=1e-4)
         assert b.actor_loss == pytest.approx(a.actor_loss, rel=1e-4, abs=1e-6)
-    for (name, x), (_, y) in zip(ref.actor.named_parameters(), fast.actor.named_parameters(), strict=True):
-        assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), name
+    for module in ("actor", "critic"):
+        for (name, x), (_, y) in zip(
+            getattr(ref, module).named_parameters(), getattr(fast, module).named_parameters(), strict=True
+        ):
+            assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), f"{module}.{name}"
 
 
 def test_with_private_ops_off_the_fused_engine_uses_public_torch_only_and_computes_the_same(monkeypatch):
@@ -198,10 +202,11 @@ def test_with_private_ops_off_the_fused_engine_uses_public_torch_only_and_comput
             private_ops=False,
         )  # fmt: skip
 
-    ref, public = learner("autograd"), learner("fused")
-    assert public._fused.backend == "blas"
     monkeypatch.setattr(optim, "_FUSED", private)
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", private, raising=False)
+    monkeypatch.setattr(torch, "_foreach_lerp_", private)
+    ref, public = learner("autograd"), learner("fused")
+    assert public._fused.backend == "blas"
     g = torch.Generator().manual_seed(4)
     for _ in range(3):
         batch = random_batch(g)

@@ -14,7 +14,7 @@ SHAPES = [(512, 256), (37, 5), (1, 1)]
 
 
 def _hidden(g, shape, act):
-    """An activation's output: ReLU outputs with exact zeros (a quarter of them), tanh outputs in (−1, 1)."""
+    """An activation's output: ReLU outputs with exact zeros (about half of them), tanh outputs in (−1, 1)."""
     z = torch.randn(shape, generator=g)
     return z.relu() if act == "relu" else torch.tanh(z)
 
@@ -70,6 +70,23 @@ def test_the_gathered_forms_use_only_the_given_rows(act):
     _close(x, ref.gather_backward_(dz.clone(), h, rows))
     empty = rows[:0]
     assert new.gather_top(w, h, empty).shape == (0, 16)
+
+
+@pytest.mark.parametrize("act", ["relu", "tanh"])
+def test_nan_and_signed_zeros_go_through_as_in_torch(act):
+    """The ReLU mask is ``0 if h ≤ 0 else g``: a NaN output passes its gradient (as ``threshold_backward``), a NaN
+    gradient stays NaN where the unit is active; tanh propagates NaN either way."""
+    nan = float("nan")
+    h = torch.tensor([[nan, 0.0, 0.5, -0.0], [0.25, nan, -0.5, 0.75]])
+    dz = torch.tensor([[1.0, 2.0, nan, -0.0], [-0.0, 3.0, 4.0, nan]])
+    ref, new = TorchPasses(act), NumbaPasses(act)
+    x, y = dz.clone(), dz.clone()
+    ref.backward_sum_(x, h, torch.empty(4))
+    new.backward_sum_(y, h, torch.empty(4))
+    torch.testing.assert_close(y, x, equal_nan=True)
+    assert torch.equal(torch.signbit(y), torch.signbit(x))
+    rows = torch.tensor([1, 0])
+    torch.testing.assert_close(new.gather_top(dz[0], h, rows), ref.gather_top(dz[0], h, rows), equal_nan=True)
 
 
 def test_auto_takes_numba_and_bad_names_are_one_line_errors():

@@ -39,9 +39,10 @@ class SACConfig:
     oneDNN/BLAS kernels: fast, CPU only) or "autograd" (plain PyTorch, any policy, any device); with
     ``device = "auto"`` on a GPU the autograd engine is used;
     ``matmul`` backend of the fused engine and its elementwise ``passes`` (``auto``: compiled with numba where
-    it imports, else ``torch``; see :mod:`sport_sac.passes`); ``private_ops`` false keeps the engine to public
-    torch API (products through the BLAS, ``Optimizer.step()``; the same numbers up to the BLAS's summation
-    order, a little slower); ``checkpoint_every`` env steps between resumable checkpoints
+    it imports, else ``torch``; see :mod:`sport_sac.passes`); ``private_ops`` false uses no private
+    (underscore-prefixed) torch operator (products through the BLAS, ``Optimizer.step()``, one ``lerp_`` per
+    target tensor; the same numbers up to the BLAS's summation order, a little slower); ``checkpoint_every``
+    env steps between resumable checkpoints
     (taken at the next episode end); ``log_every`` env steps between metric records; ``torch_threads``.
     """
 

@@ -15,6 +15,7 @@ bias, and at SAC's shapes the BLAS's kernel is as fast (512×256×256 with the A
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 
 import torch
@@ -35,8 +36,8 @@ def onednn_available() -> bool:
 
 
 def cpu_vendor() -> str:
-    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...; ``""`` where Linux's /proc/cpuinfo does
-    not say)."""
+    """The CPU's vendor string (``GenuineIntel``, ``AuthenticAMD``, ...): Linux's /proc/cpuinfo, else the one
+    ``platform.processor()`` names (Windows); ``""`` where neither says."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -44,7 +45,8 @@ def cpu_vendor() -> str:
                     return line.partition(":")[2].strip()
     except OSError:
         pass
-    return ""
+    processor = platform.processor()
+    return next((v for v in ("GenuineIntel", "AuthenticAMD") if v in processor), "")
 
 
 def blas_runs_full_isa(vendor: str | None = None, capability: str | None = None) -> bool:

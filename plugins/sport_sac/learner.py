@@ -15,7 +15,8 @@ One call of :meth:`SACLearner.update` on a batch (s, a, r, s', d, importance wei
 Two engines compute exactly this: ``autograd`` (plain PyTorch autograd, the readable definition) and
 ``fused`` (:mod:`sport_sac.fused`: hand-derived gradients, no wasted weight gradients, oneDNN matmuls). Both
 step their optimisers with :func:`sport_sac.optim.adam_step` (``Adam.step()`` bit for bit, less Python;
-``private_ops=False``: plain ``step()``, and the fused engine's products through the BLAS). On one thread of a
+``private_ops=False``: no private, underscore-prefixed torch operator: plain ``step()``, one ``lerp_`` per
+target tensor, the fused engine's products through the BLAS). On one thread of a
 2-core "Intel(R) Xeon(R) Processor" (AVX-512 and AMX; no finer model name), batch 512, 256×256 networks, the
 fused update took 15.99 ms against Stable-Baselines3's 28.2 ms (1.80×) by default and 24.88 against 39.67 ms
 (1.63×) with the ISA capped to AVX2; the autograd engine 1.34× and 1.25× (``benchmarks/sac.py [--isa avx2]``,
@@ -83,10 +84,11 @@ class SACLearner:
     ) -> None:
         if engine not in ("fused", "autograd"):
             raise ValueError(f"engine must be 'fused' or 'autograd', got {engine!r}")
-        if not private_ops:  # public torch API only: BLAS products, Optimizer.step()
+        if not private_ops:  # no private (underscore) torch operator: BLAS products, Optimizer.step(), lerp_
             if matmul == "onednn":
                 raise ValueError("matmul 'onednn' uses a private torch operator; with private_ops off use 'blas'")
             matmul = "blas"
+        self.private_ops = private_ops
         #: one optimiser step: the fused kernel called directly (bit-identical), or plain ``step()``
         self.step_optimizer = adam_step if private_ops else public_step
         self.actor, self.critic, self.params, self.generator = actor, critic, params, generator
@@ -125,7 +127,11 @@ class SACLearner:
         else:
             stats = self._autograd_update(obs, act, rew, next_obs, done, weights, actor_steps)
         with torch.inference_mode():  # in place on the target parameters, which stay normal tensors
-            torch._foreach_lerp_(self._polyak[0], self._polyak[1], self.params.tau)
+            if self.private_ops:
+                torch._foreach_lerp_(self._polyak[0], self._polyak[1], self.params.tau)
+            else:  # public API only: one lerp_ per tensor
+                for target, source in zip(*self._polyak, strict=True):
+                    target.lerp_(source, self.params.tau)
         return stats
 
     # -- the readable definition ---------------------------------------------------------------

@@ -14,9 +14,10 @@ The compiled (numba) passes do in one sweep what torch does in several:
   with ``dz[i, j] ← dz[i, j] σ'(h[rows[i], j])``: the backward pass of the rows ``rows`` only, without first
   gathering them (torch: ``index_select`` and then the activation's backward).
 
-σ' is taken from the activation's output h: ``[h > 0]`` for ReLU, ``1 − h²`` for tanh, as autograd does. The
-products and masks are the same float32 operations as torch's; only the order of the column sums differs (a
-rounding-level difference, as between two BLAS libraries).
+σ' is taken from the activation's output h: ``[h > 0]`` for ReLU, ``1 − h²`` for tanh, as autograd does. Each
+element gets the same float32 operations as in torch's kernels (no fused multiply-add; a NaN output passes
+its gradient through the ReLU mask, as ``threshold_backward`` does); only the order in which the column sums
+add the rows differs (a rounding-level difference, as between two BLAS libraries).
 
 ``make_passes("auto")`` takes numba where it imports, else torch; ``"torch"`` forces the operator sequences
 (the reference, and the fallback tested against the compiled passes).
@@ -74,62 +75,14 @@ class TorchPasses:
 
 
 def _compile() -> dict[str, Any]:
-    """The numba kernels (compiled on first use, cached on disk by numba)."""
-    import numpy as np
-    from numba import njit
+    """The numba kernels (:mod:`sport_sac.passes_numba`; compiled on first call, cached on disk by numba)."""
+    import numba
 
-    # fastmath lets LLVM vectorise the column sums (it reassociates them); error_model numpy: no checks per op
-    jit = njit(cache=True, fastmath=True, error_model="numpy", boundscheck=False)
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
+    if numba.config.DISABLE_JIT:  # NUMBA_DISABLE_JIT=1: the kernels would be Python loops, far slower than torch
+        raise ImportError("numba's JIT is disabled (NUMBA_DISABLE_JIT)")
+    from sport_sac.passes_numba import KERNELS
 
-    @njit(inline="always")
-    def back(g, v, relu):
-        """The activation's backward for gradient g at output v: g·[v > 0] (ReLU) or g·(1 − v²) (tanh)."""
-        return (g if v > zero else zero) if relu else g * (one - v * v)
-
-    @jit
-    def top(dq, w, h, dz, gw, gb, relu):
-        n, m = h.shape
-        aw = np.zeros(m, np.float32)  # fresh accumulators: provably not aliased, so the loops vectorise
-        ab = np.zeros(m, np.float32)
-        for b in range(n):
-            d = dq[b]
-            for j in range(m):
-                v = h[b, j]
-                aw[j] += v * d
-                g = back(d * w[j], v, relu)
-                dz[b, j] = g
-                ab[j] += g
-        gw[:] = aw
-        gb[:] = ab
-
-    @jit
-    def backward_sum(dz, h, gb, relu):
-        n, m = h.shape
-        ab = np.zeros(m, np.float32)
-        for b in range(n):
-            for j in range(m):
-                g = back(dz[b, j], h[b, j], relu)
-                dz[b, j] = g
-                ab[j] += g
-        gb[:] = ab
-
-    @jit
-    def gather_top(w, h, rows, dz, relu):
-        for i in range(rows.shape[0]):
-            r = rows[i]
-            for j in range(h.shape[1]):
-                dz[i, j] = back(w[j], h[r, j], relu)
-
-    @jit
-    def gather_backward(dz, h, rows, relu):
-        for i in range(rows.shape[0]):
-            r = rows[i]
-            for j in range(h.shape[1]):
-                dz[i, j] = back(dz[i, j], h[r, j], relu)
-
-    return {"top": top, "backward_sum": backward_sum, "gather_top": gather_top, "gather_backward": gather_backward}
+    return KERNELS
 
 
 def _warm(kernels: dict[str, Any]) -> None:
@@ -156,8 +109,8 @@ _KERNELS: dict[str, Any] | None = None
 
 
 def numba_available() -> bool:
-    """Whether the compiled passes can be used: numba imports and compiles them (once per process; a failure
-    is logged and leaves ``auto`` on the torch passes)."""
+    """Whether the compiled passes can be used: numba imports, its JIT is on, and it compiles them (once per
+    process; a compile failure is logged). Otherwise ``auto`` takes the torch passes."""
     global _KERNELS
     if _KERNELS is None:
         try:
@@ -194,7 +147,7 @@ class NumbaPasses:
         return dz
 
     def gather_top(self, w: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        dz = torch.empty(rows.shape[0], h.shape[1])
+        dz = h.new_empty(rows.shape[0], h.shape[1])
         self.k["gather_top"](w.numpy(), h.numpy(), rows.numpy(), dz.numpy(), self.relu)
         return dz
 

@@ -251,8 +251,7 @@ class SACTrainer:
                     action = (low_t + span_t * torch.rand(act_dim, generator=s.act_gen, dtype=torch.float64)).numpy()
                 else:
                     x = torch.from_numpy(np.asarray(obs, dtype=np.float32)).unsqueeze(0)
-                    with torch.inference_mode():  # less per-op bookkeeping than no_grad; leaves as numpy
-                        action = actor.act(x, generator=s.act_gen)[0].to(torch.float64).numpy()
+                    action = actor.act(x, generator=s.act_gen)[0].to(torch.float64).numpy()
                     check_finite(where, s.step + 1, {"the policy's action": action}, stopped_hint(saved_at))
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 check_finite(where, s.step + 1, {"reward": reward, "observation": next_obs}, stopped_hint(saved_at))
