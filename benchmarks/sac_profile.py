@@ -12,7 +12,9 @@ One gradient update (twin critics, actor, entropy coefficient, target critics) a
   and ``of_limit = limit_ms / update_ms`` how close the update comes to it;
 * ``own_gflop``, ``own_limit_ms``, ``own_of_limit``: the same for the products the engine itself computes
   (counted at its matmul calls: the fused engine forms no unused gradient, so it needs fewer FLOPs);
-* ``top``: the operators with the most self time (``torch.profiler``), as percentages.
+* ``top``: the operators with the most self time (``torch.profiler``), as percentages of the torch operators'
+  time (the fused engine's numba passes, ``sport_sac.passes``, are not torch operators: the profiler does not
+  see them).
 
 ``--isa avx2`` measures an AVX2-only CPU on an AVX-512 one: the script restarts itself (once parsed) with
 ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2`` and numba's
