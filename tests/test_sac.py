@@ -17,7 +17,7 @@ from sport_core.recipe import validate
 from sport_core.runner import Runner
 from sport_core.weights import ModelCard, load_policy, save_policy
 from sport_policies.gaussian import GaussianMLPConfig, GaussianMLPPolicy
-from sport_sac import fused, kernels
+from sport_sac import fused
 from sport_sac.critics import TwinCritic
 from sport_sac.curriculum import Curriculum
 from sport_sac.fused import FusedUpdate
@@ -170,7 +170,6 @@ def test_the_blas_takes_plain_products_only_where_it_runs_the_full_instruction_s
 def test_fused_engine_matches_autograd_with_the_plain_products_on_either_backend(monkeypatch, full_isa):
     """With the products that have no activation on oneDNN (the rule on an AMD AVX-512 CPU: the min-Q rows then
     padded to a multiple of 32) or on the BLAS (unpadded), the fused engine is the autograd engine's update."""
-    monkeypatch.setattr(kernels, "blas_runs_full_isa", lambda: full_isa)
     monkeypatch.setattr(fused, "blas_runs_full_isa", lambda: full_isa)
     ref, fast = make_learner("autograd", policy_delay=1), make_learner("fused", "onednn", policy_delay=1)
     assert fast._fused.pad_rows is not full_isa

@@ -113,8 +113,9 @@ class FusedUpdate:
         if reason is not None:
             raise ValueError(f"engine 'fused' cannot train this policy: {reason}; use engine = \"autograd\"")
         self.learner = learner
-        self.backend, self.linear = make_linear(matmul)
-        self.pad_rows = self.backend == "onednn" and not blas_runs_full_isa()
+        plain_to_blas = blas_runs_full_isa()  # decided once: the products and the row padding must agree
+        self.backend, self.linear = make_linear(matmul, plain_to_blas)
+        self.pad_rows = self.backend == "onednn" and not plain_to_blas
         self.trunk = [(m.weight, m.bias) for m in layout.trunk[::2]]
         self.trunk_t = [m.weight.t() for m in layout.trunk[::2]]  # [in, out] views for the input gradients
         self.actor_act = _activation(layout)

@@ -62,14 +62,14 @@ def blas_runs_full_isa(vendor: str | None = None, capability: str | None = None)
 Linear = Callable[..., torch.Tensor]
 
 
-def make_linear(backend: str = "auto") -> tuple[str, Linear]:
+def make_linear(backend: str = "auto", plain_to_blas: bool | None = None) -> tuple[str, Linear]:
     """``(name, linear)`` with ``linear(a, w, bias=None, act="none") = act(a @ wᵀ + bias)`` for 2-D float32
     tensors, ``w`` in ``nn.Linear``'s [out, in] layout (a transposed view is free: pass ``W.t()`` for an
     [in, out] matrix ``W``, made once by the caller, since even ``.t()`` costs a dispatch per call).
 
     ``act`` is ``"none"``, ``"relu"`` or ``"tanh"``. ``auto`` takes oneDNN when :func:`onednn_available`, else
     the BLAS. ``onednn`` computes the products with an activation through oneDNN, and those without one through
-    the BLAS where :func:`blas_runs_full_isa` (else through oneDNN too).
+    the BLAS if ``plain_to_blas`` (default: :func:`blas_runs_full_isa`), else through oneDNN too.
     """
     if backend not in BACKENDS:
         raise ValueError(f"matmul backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -79,7 +79,8 @@ def make_linear(backend: str = "auto") -> tuple[str, Linear]:
         if not onednn_available():
             raise ValueError("matmul backend 'onednn' is not available in this PyTorch build; use 'blas' or 'auto'")
         pointwise = torch.ops.mkldnn._linear_pointwise
-        plain_to_blas = blas_runs_full_isa()
+        if plain_to_blas is None:
+            plain_to_blas = blas_runs_full_isa()
 
         def linear(a: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None, act: str = "none"):
             if act == "none" and plain_to_blas:

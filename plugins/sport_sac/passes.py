@@ -35,12 +35,14 @@ PASSES = ("auto", "numba", "torch")
 _ACTIVATIONS = ("relu", "tanh")
 
 
-def _threshold_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=grad)
+def _threshold_backward(grad: torch.Tensor, out: torch.Tensor, dest: torch.Tensor) -> torch.Tensor:
+    """dest ← grad · [out > 0] (``dest`` may be ``grad`` itself)."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0.0, grad_input=dest)
 
 
-def _tanh_backward_(grad: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=grad)
+def _tanh_backward(grad: torch.Tensor, out: torch.Tensor, dest: torch.Tensor) -> torch.Tensor:
+    """dest ← grad · (1 − out²) (``dest`` may be ``grad`` itself)."""
+    return torch.ops.aten.tanh_backward.grad_input(grad, out, grad_input=dest)
 
 
 class TorchPasses:
@@ -49,29 +51,27 @@ class TorchPasses:
     name = "torch"
 
     def __init__(self, activation: str) -> None:
-        self.backward_ = {"relu": _threshold_backward_, "tanh": _tanh_backward_}[activation]
-        self.backward_new = {
-            "relu": lambda grad, out: torch.ops.aten.threshold_backward(grad, out, 0.0),
-            "tanh": lambda grad, out: torch.ops.aten.tanh_backward(grad, out),
-        }[activation]
+        self.backward = {"relu": _threshold_backward, "tanh": _tanh_backward}[activation]
 
     def top(self, dq: torch.Tensor, w: torch.Tensor, h: torch.Tensor, gw: torch.Tensor, gb: torch.Tensor):
         torch.mv(h.t(), dq, out=gw)
-        dz = self.backward_(torch.outer(dq, w), h)
+        dz = torch.outer(dq, w)
+        self.backward(dz, h, dz)
         torch.sum(dz, 0, out=gb)
         return dz
 
     def backward_sum_(self, dz: torch.Tensor, h: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
-        self.backward_(dz, h)
+        self.backward(dz, h, dz)
         torch.sum(dz, 0, out=gb)
         return dz
 
     def gather_top(self, w: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        # the gradient may be a broadcast (expanded) view: the out-of-place backward reads it as one
-        return self.backward_new(w.expand(rows.shape[0], -1), h.index_select(0, rows))
+        picked = h.index_select(0, rows)
+        # the gradient is a broadcast (expanded) view of w: written into a new tensor, not in place
+        return self.backward(w.expand(rows.shape[0], -1), picked, torch.empty_like(picked))
 
     def gather_backward_(self, dz: torch.Tensor, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return self.backward_(dz, h.index_select(0, rows))
+        return self.backward(dz, h.index_select(0, rows), dz)
 
 
 def _compile() -> dict[str, Any]:
@@ -96,13 +96,12 @@ def _warm(kernels: dict[str, Any]) -> None:
         np.zeros(1, np.int64),
         np.empty(3, np.float32),
     )
-    for relu in (True, False):
-        dz = np.empty((2, 3), np.float32)
-        kernels["top"](np.ones(2, np.float32), w, h, dz, out, out.copy(), relu)
-        kernels["backward_sum"](dz, h, out, relu)
-        one = np.empty((1, 3), np.float32)
-        kernels["gather_top"](w, h, rows, one, relu)
-        kernels["gather_backward"](one, h, rows, relu)
+    # one call each compiles the whole kernel: ``relu`` is a run-time flag, both of its branches are in it
+    dz, one = np.empty((2, 3), np.float32), np.empty((1, 3), np.float32)
+    kernels["top"](np.ones(2, np.float32), w, h, dz, out, out.copy(), True)
+    kernels["backward_sum"](dz, h, out, True)
+    kernels["gather_top"](w, h, rows, one, True)
+    kernels["gather_backward"](one, h, rows, True)
 
 
 _KERNELS: dict[str, Any] | None = None
